@@ -1,0 +1,109 @@
+"""Training configuration: one dataclass, validated up front, saved beside every checkpoint.
+
+The CLI builds its flags from these fields (``--image-size`` ⇔ ``image_size``), so each validation
+error names the flag the user typed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from finegrain.errors import ConfigError
+
+
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclass
+class TrainConfig:
+    data: str = _help("training data: an image folder, a CSV manifest or a '<path> <label>' list")
+    out: str = _help("run folder for the checkpoint, model, config, logs and plots", default="runs/latest")
+    root: str | None = _help("folder that relative paths in a manifest or list resolve against", default=None)
+    task: str = _help("what to learn: embed (metric learning)", default="embed")
+    loss: str = _help("contrastive | siamese | triplet | arcface", default="triplet")
+    miner: str = _help("triplet mining: batch-hard | semi-hard | all", default="semi-hard")
+    margin: float | None = _help("loss margin (default: a per-loss value that needs no tuning)", default=None)
+    margin_start: float | None = _help("margin curriculum: rise linearly from this margin to --margin", default=None)
+    arcface_scale: float = _help("ArcFace logit scale", default=64.0)
+    backbone: str = _help("registered backbone: tiny_darknet | resnet | mobilenet_v2 | conv4", default="resnet")
+    width: float = _help("backbone width multiplier", default=1.0)
+    embedding_size: int = _help("embedding dimension", default=128)
+    pooling: str = _help("avg | gem", default="gem")
+    image_size: int = _help("images are resized once to this square size", default=64)
+    augment: str = _help("augmentation preset: none | light | heavy", default="light")
+    flip: bool = _help("allow horizontal flips (turn off for characters and text)", default=True)
+    epochs: int = _help("training epochs", default=20)
+    p: int = _help("classes per P×K batch", default=16)
+    k: int = _help("images per class in a P×K batch", default=4)
+    steps_per_epoch: int | None = _help("batches per epoch (default: one pass over the images)", default=None)
+    lr: float = _help("peak learning rate", default=1e-3)
+    loss_lr: float | None = _help("learning rate of the loss's own weights (ArcFace centres)", default=None)
+    weight_decay: float = _help("AdamW weight decay", default=1e-4)
+    optimizer: str = _help("adamw | adam", default="adamw")
+    warmup_epochs: float = _help("linear warm-up length before cosine decay", default=1.0)
+    grad_clip: float = _help("clip the gradient norm at this value (0: off)", default=5.0)
+    val: float = _help("fraction of classes held out to validate (0: none)", default=0.1)
+    split_by: str = _help("hold out whole classes (class, open-set) or images (image)", default="class")
+    plateau_patience: int = _help("epochs without improvement before the plateau hook fires", default=3)
+    seed: int = _help("random seed: the same seed gives the same weights", default=0)
+    workers: int = _help("data-loading worker processes", default=1)
+    threads: int | None = _help("torch CPU threads (default: all cores)", default=None)
+    skip_bad: bool = _help("drop unreadable images with a warning instead of stopping", default=False)
+    cache_dir: str | None = _help("decode cache folder (default: $FINEGRAIN_CACHE or ~/.cache/finegrain)", default=None)
+    progress: bool = _help("show progress bars", default=True)
+
+    def validate(self) -> TrainConfig:
+        choices = {
+            "task": ("embed",),
+            "loss": ("contrastive", "siamese", "triplet", "arcface"),
+            "miner": ("batch-hard", "semi-hard", "all"),
+            "pooling": ("avg", "gem"),
+            "augment": ("none", "light", "heavy"),
+            "optimizer": ("adamw", "adam"),
+            "split_by": ("class", "image"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{flag(name)} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        positive = ["embedding_size", "image_size", "epochs", "p", "lr", "width"]
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{flag(name)} must be positive, not {getattr(self, name)}")
+        if self.k < 2:
+            raise ConfigError(f"--k must be at least 2 (a class needs a positive pair), not {self.k}")
+        if self.image_size < 16:
+            raise ConfigError(f"--image-size must be at least 16, not {self.image_size}")
+        if not 0 <= self.val < 1:
+            raise ConfigError(f"--val must be in [0, 1), not {self.val}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ConfigError(f"--steps-per-epoch must be at least 1, not {self.steps_per_epoch}")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be 0 or more, not {self.workers}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        from finegrain.utils import atomic_write_text
+
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown settings {', '.join(unknown)}")
+        return cls(**raw).validate()

@@ -1,0 +1,180 @@
+"""One trainer for every task: optimiser, schedule, checkpoints, resume, logs, plateau hooks.
+
+A task supplies the model, the loss of a batch, a loader per epoch and validation; the trainer owns
+everything else. Each epoch reseeds every random source from (seed, epoch), so a run killed after
+epoch e and resumed from its checkpoint replays epoch e+1 exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from finegrain.train.metrics_log import MetricsLog
+from finegrain.train.plateau import PlateauDetector
+from finegrain.train.schedule import build_scheduler
+from finegrain.utils import seed_everything, torch_save_atomic
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingTask(Protocol):
+    model: nn.Module
+    monitor: tuple[str, str]  # (metric key, "max" | "min")
+
+    def steps_per_epoch(self) -> int: ...
+    def make_loader(self, epoch: int, seed: int) -> Iterable[Any]: ...
+    def loss(self, batch: Any) -> torch.Tensor: ...
+    def loss_parameters(self) -> list[nn.Parameter]: ...
+    def on_epoch_start(self, epoch: int, epochs: int) -> dict[str, float]: ...
+    def validate(self) -> dict[str, float]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def restore_model(self, model_config: dict, state: dict) -> None: ...
+
+
+@dataclass
+class OptimConfig:
+    epochs: int
+    lr: float = 1e-3
+    loss_lr: float | None = None
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    warmup_epochs: float = 1.0
+    grad_clip: float = 5.0
+    seed: int = 0
+    plateau_patience: int = 3
+    progress: bool = True
+
+
+# A plateau hook may change the model (grow it); it returns a description of what it did, or None.
+PlateauHook = Callable[["Trainer", int], "str | None"]
+
+
+class Trainer:
+    def __init__(
+        self,
+        task: TrainingTask,
+        config: OptimConfig,
+        run_dir: Path,
+        plateau_hooks: list[PlateauHook] | None = None,
+        tensorboard: bool = True,
+    ):
+        self.task, self.config, self.run_dir = task, config, Path(run_dir)
+        self.plateau_hooks = list(plateau_hooks or [])
+        self.tensorboard = tensorboard
+        self.steps = task.steps_per_epoch()
+        self.plateau = PlateauDetector(patience=config.plateau_patience, mode=task.monitor[1])
+        self.history: list[dict] = []
+        self.start_epoch = 0
+        self.rebuild_optimizer()
+
+    def rebuild_optimizer(self) -> None:
+        """(Re)create optimiser and schedule for the current parameters, e.g. after the model grew."""
+        c = self.config
+        decay, no_decay = [], []
+        for p in self.task.model.parameters():
+            if p.requires_grad:
+                # Biases, norms and GeM's p are not weights to shrink.
+                (no_decay if p.ndim <= 1 else decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": c.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        if self.task.loss_parameters():
+            groups.append({"params": self.task.loss_parameters(), "weight_decay": 0.0, "lr": c.loss_lr or c.lr})
+        cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = cls(groups, lr=c.lr)
+        total = c.epochs * self.steps
+        done = self.start_epoch * self.steps
+        self.scheduler = build_scheduler(self.optimizer, total, int(c.warmup_epochs * self.steps))
+        for _ in range(done):  # fast-forward the schedule after a rebuild mid-run
+            self.scheduler.step()
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, epoch: int) -> None:
+        model = self.task.model
+        torch_save_atomic(
+            {
+                "epoch": epoch,
+                "model_config": model.config(),
+                "model_state": model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "task": self.task.state_dict(),
+                "plateau": self.plateau.state_dict(),
+                "history": self.history,
+            },
+            self.run_dir / CHECKPOINT,
+        )
+
+    def load_checkpoint(self, path: Path | None = None) -> None:
+        ckpt = torch.load(path or self.run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+        # The architecture comes from the checkpoint: it may have grown since the run started.
+        self.task.restore_model(ckpt["model_config"], ckpt["model_state"])
+        self.task.load_state_dict(ckpt["task"])
+        self.start_epoch = ckpt["epoch"] + 1
+        self.history = ckpt["history"]
+        self.plateau.load_state_dict(ckpt["plateau"])
+        self.rebuild_optimizer()
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> list[dict]:
+        c = self.config
+        if resume and (self.run_dir / CHECKPOINT).exists():
+            self.load_checkpoint()
+        log = MetricsLog(self.run_dir, self.history, tensorboard=self.tensorboard)
+        try:
+            for epoch in range(self.start_epoch, c.epochs):
+                row = self._run_epoch(epoch)
+                if self.plateau.update(row[self.task.monitor[0]]):
+                    events = [e for hook in self.plateau_hooks if (e := hook(self, epoch))]
+                    if events:
+                        row["event"] = "; ".join(events)
+                log.log(row)
+                self.history = log.history
+                self.save_checkpoint(epoch)
+        finally:
+            log.close()
+        return self.history
+
+    def _run_epoch(self, epoch: int) -> dict:
+        c = self.config
+        seed = c.seed * 100_003 + epoch
+        seed_everything(seed)
+        row: dict[str, Any] = {"epoch": epoch}
+        row.update(self.task.on_epoch_start(epoch, c.epochs))
+        model = self.task.model
+        model.train()
+        total, count = 0.0, 0
+        bar = tqdm(
+            self.task.make_loader(epoch, seed), total=self.steps, disable=not c.progress,
+            desc=f"epoch {epoch + 1}/{c.epochs}", leave=False, dynamic_ncols=True,
+        )
+        for batch in bar:
+            loss = self.task.loss(batch)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.grad_clip > 0:
+                params = [p for g in self.optimizer.param_groups for p in g["params"]]
+                torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            total, count = total + loss.item(), count + 1
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        bar.close()
+        row["train_loss"] = total / max(count, 1)
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        row.update({f"val_{k}": v for k, v in self.task.validate().items()})
+        return row
