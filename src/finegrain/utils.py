@@ -46,3 +46,12 @@ def seed_everything(seed: int) -> None:
 def set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
+
+
+def progress_bar(iterable=None, *, enabled: bool = True, **kw):
+    """A tqdm bar on an interactive terminal only: redirected logs get summary lines instead."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(iterable, disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True, **kw)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tqdm import tqdm
-
 from finegrain.data import read_source
 from finegrain.errors import DataError
 from finegrain.index.gallery import INFO, GalleryIndex, build_index
 from finegrain.infer.embedder import Embedder, resolve_model_path
+from finegrain.utils import progress_bar
 
 
 def index_gallery(run: Path | str, gallery: Path | str, out: Path | str, root: Path | str | None = None,
@@ -22,7 +21,7 @@ def index_gallery(run: Path | str, gallery: Path | str, out: Path | str, root: P
     records = [r for r in read_source(gallery, root) if existing is None or not existing.contains(r.path)]
     labels = {r.path: r.label for r in records}
     problems = []
-    bar = tqdm(total=len(records), disable=not progress, desc="indexing", unit="img", dynamic_ncols=True)
+    bar = progress_bar(total=len(records), enabled=progress, desc="indexing", unit="img")
 
     def batches():
         for paths, vectors, bad in embedder.embed_paths([r.path for r in records]):

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from finegrain.errors import FinegrainError, Problem
+from finegrain.data.images import decode_image, resize_square
+from finegrain.errors import DataError, FinegrainError, Problem
 from finegrain.models import EmbeddingModel, load_model
 
 MODEL_FILE = "model.pt"
@@ -80,22 +81,20 @@ class Embedder:
         Memory stays at one batch of images however large the gallery is; OpenCV releases the GIL
         while decoding, so threads overlap decoding with the model's forward pass.
         """
-        from finegrain.data.images import load_resized
-
         size = batch_size or self.batch_size
         with ThreadPoolExecutor(max_workers=2) as pool:
             for start in range(0, len(paths), size):
                 chunk = list(paths[start : start + size])
-                results = list(pool.map(lambda p: _try(load_resized, p, self.image_size), chunk))
+                results = list(pool.map(lambda p: _load_resized(p, self.image_size), chunk))
                 good = [(p, img) for p, img in zip(chunk, results) if not isinstance(img, Problem)]
                 problems = [img for img in results if isinstance(img, Problem)]
                 emb = self.embed_array(np.stack([img for _, img in good])) if good else np.zeros((0, 0), np.float32)
                 yield [p for p, _ in good], emb, problems
 
 
-def _try(fn, path: Path, size: int):
+def _load_resized(path: Path, size: int) -> np.ndarray | Problem:
+    """Decode and resize one image, or say why it cannot be used."""
     try:
-        return fn(Path(path), size)
-    except FinegrainError as e:
-        problem = getattr(e, "problem", None) or (e.problems[0] if getattr(e, "problems", None) else None)
-        return problem or Problem(path, str(e))
+        return resize_square(decode_image(Path(path), target_size=size), size)
+    except DataError as e:
+        return e.problems[0] if e.problems else Problem(path, e.summary)

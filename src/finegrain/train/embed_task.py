@@ -41,8 +41,8 @@ class EmbedTask:
     def make_loader(self, epoch: int, seed: int) -> DataLoader:
         cfg = self.cfg
         batch = cfg.p * cfg.k
-        # MPerClassSampler draws from numpy's global generator, which the trainer has just seeded.
-        sampler = PKSampler(self.sampler_labels, p=cfg.p, k=cfg.k, length=self.steps_per_epoch() * batch)
+        sampler = PKSampler(self.sampler_labels, p=cfg.p, k=cfg.k,
+                            length_before_new_iter=self.steps_per_epoch() * batch, seed=seed)
         if cfg.workers == 0:
             self.dataset.reseed(seed)
         return DataLoader(

@@ -8,6 +8,8 @@ epoch e and resumed from its checkpoint replays epoch e+1 exactly as an uninterr
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +17,12 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
+from finegrain.errors import FinegrainError
 from finegrain.train.metrics_log import MetricsLog
 from finegrain.train.plateau import PlateauDetector
 from finegrain.train.schedule import build_scheduler
-from finegrain.utils import seed_everything, torch_save_atomic
+from finegrain.utils import progress_bar, seed_everything, torch_save_atomic
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -141,6 +143,8 @@ class Trainer:
                     if events:
                         row["event"] = "; ".join(events)
                 log.log(row)
+                if c.progress:
+                    print(_summary(row, c.epochs), file=sys.stderr, flush=True)
                 self.history = log.history
                 self.save_checkpoint(epoch)
         finally:
@@ -155,15 +159,16 @@ class Trainer:
         row.update(self.task.on_epoch_start(epoch, c.epochs))
         model = self.task.model
         model.train()
-        total, count = 0.0, 0
-        bar = tqdm(
-            self.task.make_loader(epoch, seed), total=self.steps, disable=not c.progress,
-            desc=f"epoch {epoch + 1}/{c.epochs}", leave=False, dynamic_ncols=True,
+        total, count, images = 0.0, 0, 0
+        started = time.perf_counter()
+        bar = progress_bar(
+            self.task.make_loader(epoch, seed), enabled=c.progress, total=self.steps,
+            desc=f"epoch {epoch + 1}/{c.epochs}", leave=False,
         )
         for batch in bar:
             loss = self.task.loss(batch)
             if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
+                raise FinegrainError(f"training loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if c.grad_clip > 0:
@@ -171,10 +176,23 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
-            total, count = total + loss.item(), count + 1
+            total, count, images = total + loss.item(), count + 1, images + len(batch[0])
             bar.set_postfix(loss=f"{total / count:.4f}")
         bar.close()
         row["train_loss"] = total / max(count, 1)
         row["lr"] = self.optimizer.param_groups[0]["lr"]
+        row["steps"] = count
+        row["epoch_seconds"] = round(time.perf_counter() - started, 2)
+        row["images_per_second"] = round(images / max(row["epoch_seconds"], 1e-9), 1)
         row.update({f"val_{k}": v for k, v in self.task.validate().items()})
         return row
+
+
+def _summary(row: dict, epochs: int) -> str:
+    """One line per epoch for logs: loss, validation metrics, speed, and any growth event."""
+    parts = [f"epoch {row['epoch'] + 1}/{epochs}", f"loss {row['train_loss']:.4f}"]
+    parts += [f"{k[4:]} {v:.4f}" for k, v in row.items() if k.startswith("val_")]
+    parts.append(f"{row['epoch_seconds']:.1f} s, {row['images_per_second']:.0f} img/s")
+    if row.get("event"):
+        parts.append(row["event"])
+    return "  ".join(parts)

@@ -1,0 +1,98 @@
+"""Omniglot benchmark: train on images_background (964 characters), 20-way one-shot on Lake's 20 runs.
+
+    .venv/bin/python bench/omniglot.py [train flags, e.g. --epochs 30]
+
+Prints one-shot accuracy, training wall time, training images/s and embedding images/s, with the
+exact command, and writes bench/results/omniglot.json. Training flags are those of
+``finegrain train``; the defaults below are the benchmarked configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from finegrain.cli import _add_config_flags
+from finegrain.config import TrainConfig
+from finegrain.data.cache import default_cache_dir
+from finegrain.eval.oneshot import oneshot_accuracy, read_runs
+from finegrain.infer.embedder import Embedder
+from finegrain.train.run import train
+
+SHARED = Path(__file__).resolve().parents[2] / "shared/data/omniglot"
+BENCH_DEFAULTS = dict(
+    backbone="conv4", image_size=28, embedding_size=128, loss="arcface", arcface_scale=16.0, margin=20.0,
+    augment="light", flip=False, epochs=30, p=64, k=4, lr=3e-3, warmup_epochs=1.0, val=0.05, seed=0,
+    plateau_patience=0, out="bench/results/omniglot-run",
+)
+
+
+def extract(zip_path: Path) -> Path:
+    target = default_cache_dir() / "omniglot" / zip_path.stem
+    if not (target / ".complete").exists():
+        with zipfile.ZipFile(zip_path) as z:
+            z.extractall(target)
+        (target / ".complete").touch()
+    return target / zip_path.stem
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _add_config_flags(parser, TrainConfig)
+    parser.set_defaults(**BENCH_DEFAULTS, data=None)
+    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared Omniglot folder")
+    args = vars(parser.parse_args(argv))
+    shared = args.pop("shared")
+    if not (shared / "images_background.zip").exists():
+        print(f"no Omniglot data at {shared}", file=sys.stderr)
+        return 2
+    args["data"] = str(extract(shared / "images_background.zip"))
+    cfg = TrainConfig(**args).validate()
+    out = Path(cfg.out)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+
+    start = time.perf_counter()
+    result = train(cfg)
+    train_seconds = time.perf_counter() - start
+    train_images = sum(r["steps"] for r in result.history) * cfg.p * cfg.k
+
+    embedder = Embedder.load(out)
+    runs = read_runs(shared / "all_runs.zip", embedder.image_size)
+    t0 = time.perf_counter()
+    oneshot = oneshot_accuracy(runs, embedder.embed_array)
+    embed_seconds = time.perf_counter() - t0
+    # Embedding throughput on a larger batch than the 800 run images, for a steadier figure.
+    sample = np.stack([img for run in runs for img in run.train + run.test] * 5)
+    t0 = time.perf_counter()
+    embedder.embed_array(sample)
+    embed_rate = len(sample) / (time.perf_counter() - t0)
+
+    report = {
+        "oneshot_20way_accuracy": oneshot["accuracy"],
+        "train_seconds": round(train_seconds, 1),
+        "train_images_per_second": round(train_images / train_seconds, 1),
+        "embed_images_per_second": round(embed_rate, 1),
+        "oneshot_eval_seconds": round(embed_seconds, 2),
+        "final_epoch": result.final,
+        "per_run": oneshot["per_run"],
+        "config": cfg.to_dict(),
+        "command": "python bench/omniglot.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+    }
+    Path("bench/results").mkdir(parents=True, exist_ok=True)
+    Path("bench/results/omniglot.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("per_run", "config")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Shared fixtures: a small synthetic labelled image folder, and the path to the shared real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def make_class_folder(root: Path, classes: int = 6, per_class: int = 6, size: int = 32, seed: int = 0) -> Path:
+    """Each class is a fixed random blob pattern; its images are noisy, shifted copies."""
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        pattern = cv2.GaussianBlur(rng.random((size, size, 3)).astype(np.float32), (7, 7), 0)
+        folder = root / f"class{c:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            shifted = np.roll(pattern, shift=tuple(rng.integers(-2, 3, size=2)), axis=(0, 1))
+            noisy = np.clip(shifted + rng.normal(0, 0.03, shifted.shape), 0, 1)
+            cv2.imwrite(str(folder / f"{i}.png"), (noisy * 255).astype(np.uint8))
+    return root
+
+
+@pytest.fixture
+def class_folder(tmp_path: Path) -> Path:
+    return make_class_folder(tmp_path / "images")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Tests never touch the user's decode cache."""
+    monkeypatch.setenv("FINEGRAIN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def shared(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} (the shared data folder sits beside the repository)")
+    return path

@@ -1,0 +1,49 @@
+"""The command line: every subcommand has --help; bad input is one line naming the flag or file."""
+
+import pytest
+
+from finegrain.cli import build_parser, main
+
+SUBCOMMANDS = ["train", "eval", "oneshot", "index", "search", "demo"]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([command, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: finegrain" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["train", "data", "--epochs", "0"], "--epochs"),
+        (["train", "data", "--loss", "hinge"], "--loss"),
+        (["train", "data", "--k", "1"], "--k"),
+        (["train", "data", "--augment", "wild"], "--augment"),
+        (["train", "data", "--val", "1.5"], "--val"),
+    ],
+)
+def test_bad_option_values_name_the_flag(argv, flag, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unparseable_value_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "data", "--epochs", "many"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--epochs" in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_data_and_model_are_clear_errors(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path), str(tmp_path)]) == 2
+    assert "no trained model" in capsys.readouterr().err
+    assert main(["search", str(tmp_path), "q.jpg"]) == 2
+    assert "not a finegrain index" in capsys.readouterr().err
