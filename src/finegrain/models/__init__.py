@@ -1,0 +1,21 @@
+"""Backbones, embedding heads and the embedding model: ``create_model("conv4")`` is the entry point."""
+
+from finegrain.models import backbones as _backbones  # noqa: F401  (registers the backbones)
+from finegrain.models.backbone import Backbone
+from finegrain.models.heads import EmbeddingHead, GeM
+from finegrain.models.model import EmbeddingModel, create_model, load_model, model_from_config, save_model
+from finegrain.models.registry import create_backbone, list_backbones, register_backbone
+
+__all__ = [
+    "Backbone",
+    "EmbeddingHead",
+    "EmbeddingModel",
+    "GeM",
+    "create_backbone",
+    "create_model",
+    "list_backbones",
+    "load_model",
+    "model_from_config",
+    "register_backbone",
+    "save_model",
+]

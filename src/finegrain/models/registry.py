@@ -1,0 +1,55 @@
+"""Backbones by name, so configs and checkpoints refer to an architecture with a plain string."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from finegrain.errors import ConfigError
+from finegrain.models.backbone import Backbone
+
+B = TypeVar("B", bound=type[Backbone])
+
+_REGISTRY: dict[str, type[Backbone]] = {}
+
+
+def register_backbone(name: str) -> Callable[[B], B]:
+    """Class decorator: ``@register_backbone("conv4")`` makes the class buildable by that name."""
+
+    def decorate(cls: B) -> B:
+        known = _REGISTRY.get(name)
+        # Same class twice happens on module reload; a different class would silently shadow one.
+        if known is not None and _qualname(known) != _qualname(cls):
+            raise ConfigError(f"backbone name {name!r} is already registered to {_qualname(known)}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def list_backbones() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_backbone(name: str, /, **kw: Any) -> Backbone:
+    """Build a registered backbone. ``create_backbone(cfg["name"], **cfg)`` rebuilds from ``config()``."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown backbone {name!r}; known backbones: {', '.join(list_backbones())}")
+    cfg_name = kw.pop("name", name)
+    if cfg_name != name:
+        raise ConfigError(f"backbone name {name!r} does not match the config's name {cfg_name!r}")
+    cls = _REGISTRY[name]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(kw) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) for backbone {name!r}: {', '.join(unknown)}; "
+            f"it accepts: {', '.join(accepted)}"
+        )
+    return cls(**kw)
