@@ -28,8 +28,8 @@ from finegrain.train.run import train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data/omniglot"
 BENCH_DEFAULTS = dict(
-    backbone="conv4", image_size=28, embedding_size=128, loss="arcface", arcface_scale=16.0, margin=20.0,
-    augment="light", flip=False, epochs=30, p=64, k=4, lr=3e-3, warmup_epochs=1.0, val=0.05, seed=0,
+    backbone="conv4", image_size=28, embedding_size=128, loss="triplet", miner="semi-hard", margin=0.2,
+    augment="light", flip=False, epochs=30, p=32, k=4, lr=2e-3, warmup_epochs=1.0, val=0.0, seed=0,
     plateau_patience=0, out="bench/results/omniglot-run",
 )
 
