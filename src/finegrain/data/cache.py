@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from finegrain.data.cached_images import CachedImages
 from finegrain.data.images import (
@@ -33,6 +32,7 @@ from finegrain.data.images import (
     size_problem,
 )
 from finegrain.errors import Problem
+from finegrain.utils import progress_bar
 
 try:
     import fcntl
@@ -145,11 +145,11 @@ class DecodeCache:
 
     def _decode_missing(self, pool, paths, keys, missing, index, problems, progress) -> None:
         todo = list(missing.values())
-        bar = tqdm(
+        bar = progress_bar(
             total=len(todo),
             desc=f"decoding images ({self.image_size}px)",
             unit="img",
-            disable=not progress or len(todo) <= _PROGRESS_MIN,
+            enabled=progress and len(todo) > _PROGRESS_MIN,
         )
         added: dict[str, list[int]] = {}
         with bar:
