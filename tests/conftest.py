@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -30,10 +31,16 @@ def class_folder(tmp_path: Path) -> Path:
     return make_class_folder(tmp_path / "images")
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Tests never touch the user's decode cache."""
-    monkeypatch.setenv("FINEGRAIN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Tests never touch the user's decode cache; session-wide, so module fixtures see it too."""
+    previous = os.environ.get("FINEGRAIN_CACHE")
+    os.environ["FINEGRAIN_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
+    yield
+    if previous is None:
+        os.environ.pop("FINEGRAIN_CACHE", None)
+    else:
+        os.environ["FINEGRAIN_CACHE"] = previous
 
 
 def shared(*parts: str) -> Path:

@@ -94,6 +94,7 @@ class Trainer:
             groups.append({"params": self.task.loss_parameters(), "weight_decay": 0.0, "lr": c.loss_lr or c.lr})
         cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = cls(groups, lr=c.lr)
+        self._clipped = [p for g in groups for p in g["params"]]
         total = c.epochs * self.steps
         done = self.start_epoch * self.steps
         self.scheduler = build_scheduler(self.optimizer, total, int(c.warmup_epochs * self.steps))
@@ -172,8 +173,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if c.grad_clip > 0:
-                params = [p for g in self.optimizer.param_groups for p in g["params"]]
-                torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+                torch.nn.utils.clip_grad_norm_(self._clipped, c.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
             total, count, images = total + loss.item(), count + 1, images + len(batch[0])
