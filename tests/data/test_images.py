@@ -65,7 +65,10 @@ def test_truncated_png(tmp_path):
         decode_image(path, data[:-30])
 
 
-@pytest.mark.skipif(not (SHARED / "scut-fbp5500").is_dir(), reason="shared data not available")
+NO_SCUT = f"real data not available: {SHARED / 'scut-fbp5500'} (the shared folder sits beside the repository)"
+
+
+@pytest.mark.skipif(not (SHARED / "scut-fbp5500").is_dir(), reason=NO_SCUT)
 def test_missing_end_marker_caught_where_opencv_decodes():
     # AF10.jpg without its last two bytes (FF D9) still decodes in OpenCV 4.14.
     data = (SHARED / "scut-fbp5500" / "images" / "AF10.jpg").read_bytes()[:-2]

@@ -148,7 +148,10 @@ def test_binary_file_as_list(tmp_path: Path):
         read_source(f)
 
 
-@pytest.mark.skipif(not (SHARED / "scut-fbp5500").is_dir(), reason="shared data not available")
+NO_SCUT = f"real data not available: {SHARED / 'scut-fbp5500'} (the shared folder sits beside the repository)"
+
+
+@pytest.mark.skipif(not (SHARED / "scut-fbp5500").is_dir(), reason=NO_SCUT)
 def test_scut_labels_file():
     records = read_source(SHARED / "scut-fbp5500" / "labels.txt", root=SHARED / "scut-fbp5500" / "images")
     assert len(records) == 5500
