@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from finegrain.cli import _add_config_flags
+from finegrain.cli import add_config_flags
 from finegrain.config import TrainConfig
 from finegrain.data.cache import default_cache_dir
 from finegrain.eval.oneshot import oneshot_accuracy, read_runs
@@ -69,7 +69,7 @@ def expand_rotations(root: Path, angles: int) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    _add_config_flags(parser, TrainConfig)
+    add_config_flags(parser, TrainConfig)
     parser.set_defaults(**BENCH_DEFAULTS, data=None)
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared Omniglot folder")
     parser.add_argument("--rotations", type=int, choices=(1, 2, 3, 4), default=4,

@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, cls: type, positional: Sequence[str] = ()) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, positional: Sequence[str] = ()) -> None:
     """Expose every dataclass field as a flag (``image_size`` → ``--image-size``)."""
     for f in dataclasses.fields(cls):
         help_text = f.metadata.get("help", "")
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train an embedding model", description="Train an embedding model.")
-    _add_config_flags(p, TrainConfig, positional=("data",))
+    add_config_flags(p, TrainConfig, positional=("data",))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
     p = sub.add_parser("eval", help="retrieval metrics of a model on a labelled set")

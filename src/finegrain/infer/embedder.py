@@ -67,7 +67,10 @@ class Embedder:
         n = len(images)
         out: list[np.ndarray] = []
         for start in range(0, n, self.batch_size):
-            chunk = np.stack([images[i] for i in range(start, min(start + self.batch_size, n))])
+            stop = min(start + self.batch_size, n)
+            # A slice of an array is a view; only lists (or cache rows) need stacking.
+            chunk = images[start:stop] if isinstance(images, np.ndarray) else np.stack(
+                [images[i] for i in range(start, stop)])
             out.append(self.model(self.preprocess.to_tensor(chunk)).numpy())
         if not out:
             return np.zeros((0, self.model.head.embedding_size), np.float32)

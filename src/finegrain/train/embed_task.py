@@ -31,7 +31,6 @@ class EmbedTask:
             train.images, train.labels, transform=build_augmentation(cfg.augment, cfg.image_size, flip=cfg.flip),
             mean=self.preprocess.mean, std=self.preprocess.std,
         )
-        self.sampler_labels = train.labels
         self.monitor = ("val_map_at_r", "max") if val is not None else ("train_loss", "min")
 
     def steps_per_epoch(self) -> int:
@@ -41,7 +40,7 @@ class EmbedTask:
     def make_loader(self, epoch: int, seed: int) -> DataLoader:
         cfg = self.cfg
         batch = cfg.p * cfg.k
-        sampler = PKSampler(self.sampler_labels, p=cfg.p, k=cfg.k,
+        sampler = PKSampler(self.train_data.labels, p=cfg.p, k=cfg.k,
                             length_before_new_iter=self.steps_per_epoch() * batch, seed=seed)
         if cfg.workers == 0:
             self.dataset.reseed(seed)
