@@ -14,7 +14,6 @@ import json
 import shlex
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import cv2
@@ -26,6 +25,7 @@ from finegrain.data.cache import default_cache_dir
 from finegrain.eval.oneshot import oneshot_accuracy, read_runs
 from finegrain.infer.embedder import Embedder
 from finegrain.train.run import train
+from finegrain.utils import extract_zip_once
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data/omniglot"
 BENCH_DEFAULTS = dict(
@@ -36,12 +36,7 @@ BENCH_DEFAULTS = dict(
 
 
 def extract(zip_path: Path) -> Path:
-    target = default_cache_dir() / "omniglot" / zip_path.stem
-    if not (target / ".complete").exists():
-        with zipfile.ZipFile(zip_path) as z:
-            z.extractall(target)
-        (target / ".complete").touch()
-    return target / zip_path.stem
+    return extract_zip_once(zip_path, default_cache_dir() / "omniglot" / zip_path.stem) / zip_path.stem
 
 
 def expand_rotations(root: Path, angles: int) -> Path:

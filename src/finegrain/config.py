@@ -63,12 +63,16 @@ class TrainConfig:
     progress: bool = _help("show progress bars", default=True)
 
     def validate(self) -> TrainConfig:
+        from finegrain.data.augment import PRESETS
+        from finegrain.losses import LOSSES, MINERS
+        from finegrain.models.heads import POOLINGS
+
         choices = {
             "task": ("embed",),
-            "loss": ("contrastive", "siamese", "triplet", "arcface"),
-            "miner": ("batch-hard", "semi-hard", "all"),
-            "pooling": ("avg", "gem"),
-            "augment": ("none", "light", "heavy"),
+            "loss": LOSSES,
+            "miner": MINERS,
+            "pooling": POOLINGS,
+            "augment": PRESETS,
             "optimizer": ("adamw", "adam"),
             "split_by": ("class", "image"),
         }

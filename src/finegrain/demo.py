@@ -11,7 +11,6 @@ import json
 import shutil
 import sys
 import time
-import zipfile
 from importlib import resources
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from finegrain.eval.evaluate import evaluate_run
 from finegrain.eval.oneshot import oneshot_accuracy, read_runs
 from finegrain.infer.embedder import Embedder
 from finegrain.train.run import train
-from finegrain.utils import atomic_write_text
+from finegrain.utils import atomic_write_text, extract_zip_once
 
 BUNDLE = "omniglot_demo.zip"
 PASS_MARK = 0.70
@@ -40,15 +39,7 @@ def extract_bundle() -> Path:
     """Unpack the bundled zip once into the cache folder (keyed by its content hash)."""
     with resources.as_file(resources.files("finegrain.assets") / BUNDLE) as bundle:
         digest = hashlib.blake2b(bundle.read_bytes(), digest_size=8).hexdigest()
-        target = default_cache_dir() / f"demo-{digest}"
-        if not (target / ".complete").exists():
-            tmp = target.with_name(target.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            with zipfile.ZipFile(bundle) as z:
-                z.extractall(tmp)
-            (tmp / ".complete").touch()
-            shutil.rmtree(target, ignore_errors=True)
-            tmp.rename(target)
+        target = extract_zip_once(bundle, default_cache_dir() / f"demo-{digest}")
     return target
 
 

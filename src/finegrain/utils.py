@@ -55,3 +55,25 @@ def progress_bar(iterable=None, *, enabled: bool = True, **kw):
     from tqdm import tqdm
 
     return tqdm(iterable, disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True, **kw)
+
+
+def extract_zip_once(zip_path: Path, target: Path) -> Path:
+    """Unpack ``zip_path`` into ``target`` unless a finished unpacking is already there.
+
+    Unpacks beside the target and renames into place, so a killed run never leaves a half folder
+    that later runs would mistake for a complete one.
+    """
+    import shutil
+    import zipfile
+
+    target = Path(target)
+    if (target / ".complete").exists():
+        return target
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(tmp)
+    (tmp / ".complete").touch()
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target

@@ -53,10 +53,6 @@ class CachedImages:
             return np.empty((0, self.image_size, self.image_size, 3), dtype=np.uint8)
         return self._data()[self.rows]
 
-    @property
-    def as_array(self) -> np.ndarray:
-        return self.array()
-
     def subset(self, positions: np.ndarray | list[int]) -> CachedImages:
         """The images at `positions` (into this object), sharing the same cache file."""
         positions = np.asarray(positions, dtype=np.int64)
