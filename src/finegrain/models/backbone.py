@@ -9,6 +9,7 @@ from the constructor arguments, so after in-place growth it still describes the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -23,6 +24,43 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": lambda: nn.LeakyReLU(0.1),
     "relu6": nn.ReLU6,
 }
+
+
+@dataclass
+class WidthGroup:
+    """Channels that must be widened together, with every layer that writes or reads them.
+
+    ``producers`` write the channels (a conv and its norm, ``nn.Identity`` without batch norm); more than one
+    producer means their outputs are added (a residual stream), so they share one channel mapping.
+    ``depthwise`` convs (and their norms) map each channel to itself; ``consumers`` read the channels. A group
+    whose channels leave the backbone (the feature map) lists no consumer here: the head reads them.
+    """
+
+    producers: list[tuple[nn.Conv2d, nn.Module]]
+    consumers: list[nn.Conv2d] = field(default_factory=list)
+    depthwise: list[tuple[nn.Conv2d, nn.Module]] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        return self.producers[0][0].out_channels
+
+
+def chain_groups(module: nn.Module) -> list[WidthGroup]:
+    """Width groups of a plain chain: every conv (in module order) feeds the next one."""
+    pairs = conv_norm_pairs(module)
+    return [
+        WidthGroup([pair], [pairs[i + 1][0]] if i + 1 < len(pairs) else []) for i, pair in enumerate(pairs)
+    ]
+
+
+def conv_norm_pairs(module: nn.Module) -> list[tuple[nn.Conv2d, nn.Module]]:
+    """(conv, the module after it) for every conv inside ``nn.Sequential`` containers, in order."""
+    pairs = []
+    for seq in module.modules():
+        if isinstance(seq, nn.Sequential):
+            children = list(seq)
+            pairs += [(c, children[i + 1]) for i, c in enumerate(children) if isinstance(c, nn.Conv2d)]
+    return pairs
 
 
 class Backbone(nn.Module):
@@ -55,6 +93,24 @@ class Backbone(nn.Module):
 
         These are the layers a Net2Net widening may change; depthwise and shortcut convolutions follow
         from them and are not listed.
+        """
+        raise NotImplementedError
+
+    def width_groups(self) -> list[WidthGroup]:
+        """Every set of channels a Net2Net widening can grow, with the layers that write and read them."""
+        raise NotImplementedError
+
+    @property
+    def deepen_sites(self) -> int:
+        """How many places (stages) ``insert_unit`` accepts: ``site`` in ``range(deepen_sites)``."""
+        raise NotImplementedError
+
+    def insert_unit(self, site: int) -> nn.Module:
+        """Append a freshly initialised unit that keeps its input width at the end of stage ``site``.
+
+        Returns the new unit: a ``nn.Sequential`` chain of conv -> norm -> act triples (every conv maps C to C
+        channels), or a residual block with ``residual_tail()`` -> (last conv, its norm) of the branch.
+        Net2Net then makes it an identity. ``config()`` records the new depth, so a rebuilt backbone matches.
         """
         raise NotImplementedError
 
@@ -196,6 +252,21 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def check_site(site: int, sites: int) -> int:
+    if isinstance(site, bool) or not isinstance(site, int) or not 0 <= site < sites:
+        raise ConfigError(f"deepen site must be an int in [0, {sites}), got {site!r}")
+    return site
+
+
+def insert_before_pool(stage: nn.Sequential, unit: list[nn.Module]) -> None:
+    """Put ``unit``'s modules at the end of ``stage`` but before a closing max-pool, as construction would."""
+    at = len(stage) - 1 if len(stage) and isinstance(stage[-1], nn.MaxPool2d) else len(stage)
+    modules = list(stage)
+    modules[at:at] = unit
+    for i, m in enumerate(modules):
+        stage._modules[str(i)] = m  # rebuild the numbering in place: the parent keeps the same object
 
 
 def count_convs(module: nn.Module) -> int:

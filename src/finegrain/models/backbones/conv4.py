@@ -13,11 +13,15 @@ from torch import nn
 
 from finegrain.models.backbone import (
     Backbone,
+    WidthGroup,
+    chain_groups,
     check_activation,
     check_bool,
+    check_site,
     conv_bn_act,
     count_convs,
     init_weights,
+    insert_before_pool,
     resolve_depths,
     resolve_widths,
 )
@@ -61,6 +65,20 @@ class Conv4(Backbone):
 
     def width_layers(self) -> list[nn.Conv2d]:
         return [m for m in self.stages.modules() if isinstance(m, nn.Conv2d)]
+
+    def width_groups(self) -> list[WidthGroup]:
+        return chain_groups(self.stages)
+
+    @property
+    def deepen_sites(self) -> int:
+        return len(self.stages)
+
+    def insert_unit(self, site: int) -> nn.Module:
+        block = self.stages[check_site(site, self.deepen_sites)]
+        width = [m for m in block if isinstance(m, nn.Conv2d)][-1].out_channels
+        unit = conv_bn_act(width, width, 3, batch_norm=self.batch_norm, activation=self.activation)
+        insert_before_pool(block, unit)
+        return nn.Sequential(*unit)
 
     def _arch_config(self) -> dict[str, Any]:
         return {

@@ -15,8 +15,10 @@ from torch import Tensor, nn
 
 from finegrain.models.backbone import (
     Backbone,
+    WidthGroup,
     check_activation,
     check_bool,
+    check_site,
     check_width_multiplier,
     conv_bn_act,
     init_weights,
@@ -51,6 +53,9 @@ class InvertedResidual(nn.Module):
             ),
             *conv_bn_act(hidden, out_ch, 1, batch_norm=batch_norm, activation=None),
         )
+
+    def residual_tail(self) -> tuple[nn.Conv2d, nn.Module]:
+        return self.conv[6], self.conv[7]
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv(x)
@@ -122,6 +127,36 @@ class MobileNetV2(Backbone):
             for block in stage:
                 convs += [block.conv[0], block.conv[6]]
         return convs + [self.stages[-1][0]]
+
+    def width_groups(self) -> list[WidthGroup]:
+        # Residual blocks add their projection to their input: those projections share the input's stream.
+        stem, head = self.stages[0], self.stages[-1]
+        stream = WidthGroup([(stem[0], stem[1])])
+        groups = []
+        for stage in list(self.stages)[1:-1]:
+            for block in stage:
+                c = block.conv
+                groups.append(WidthGroup([(c[0], c[1])], [c[6]], depthwise=[(c[3], c[4])]))
+                stream.consumers.append(c[0])
+                if block.use_residual:
+                    stream.producers.append((c[6], c[7]))
+                else:
+                    groups.append(stream)
+                    stream = WidthGroup([(c[6], c[7])])
+        stream.consumers.append(head[0])
+        return [*groups, stream, WidthGroup([(head[0], head[1])])]
+
+    @property
+    def deepen_sites(self) -> int:
+        return len(self.stages) - 2
+
+    def insert_unit(self, site: int) -> nn.Module:
+        site = check_site(site, self.deepen_sites)
+        stage = self.stages[1 + site]
+        width = stage[-1].conv[6].out_channels
+        block = InvertedResidual(width, width * _STAGES[site][0], width, 1, self.batch_norm, self.activation)
+        stage.append(block)
+        return block
 
     def _arch_config(self) -> dict[str, Any]:
         return {

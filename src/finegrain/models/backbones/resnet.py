@@ -10,8 +10,10 @@ from torch import Tensor, nn
 
 from finegrain.models.backbone import (
     Backbone,
+    WidthGroup,
     check_activation,
     check_bool,
+    check_site,
     conv_bn_act,
     init_weights,
     make_activation,
@@ -44,6 +46,9 @@ class BasicBlock(nn.Module):
                 *conv_bn_act(in_ch, out_ch, 1, stride=stride, batch_norm=batch_norm, activation=None)
             )
         self.act2 = make_activation(activation)
+
+    def residual_tail(self) -> tuple[nn.Conv2d, nn.Module]:
+        return self.conv2, self.bn2
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
@@ -101,6 +106,35 @@ class ResNet(Backbone):
             for block in stage:
                 convs += [block.conv1, block.conv2]
         return convs
+
+    def width_groups(self) -> list[WidthGroup]:
+        # Blocks with an identity shortcut add their output to their input: those convs form one stream
+        # that must widen together. A projection shortcut starts a new stream.
+        stem = self.stages[0]
+        stream = WidthGroup([(stem[0], stem[1])])
+        groups = []
+        for stage in list(self.stages)[1:]:
+            for block in stage:
+                groups.append(WidthGroup([(block.conv1, block.bn1)], [block.conv2]))
+                stream.consumers.append(block.conv1)
+                if isinstance(block.shortcut, nn.Sequential):
+                    stream.consumers.append(block.shortcut[0])
+                    groups.append(stream)
+                    stream = WidthGroup([(block.conv2, block.bn2), (block.shortcut[0], block.shortcut[1])])
+                else:
+                    stream.producers.append((block.conv2, block.bn2))
+        return [*groups, stream]
+
+    @property
+    def deepen_sites(self) -> int:
+        return len(self.stages) - 1
+
+    def insert_unit(self, site: int) -> nn.Module:
+        stage = self.stages[1 + check_site(site, self.deepen_sites)]
+        width = stage[-1].conv2.out_channels
+        block = BasicBlock(width, width, width, 1, self.batch_norm, self.activation)
+        stage.append(block)
+        return block
 
     def _arch_config(self) -> dict[str, Any]:
         return {
