@@ -53,6 +53,25 @@ def cmd_eval(run: str, data: str, root: str | None = None, out: str | None = Non
     return 0
 
 
+def cmd_score(run: str, images: list[str], as_json: bool = False, batch_size: int = 256) -> int:
+    from finegrain.errors import DataError
+    from finegrain.infer.scorer import Scorer
+
+    scorer = Scorer.load(run, batch_size=batch_size)
+    good, scores, problems = scorer.score_paths([Path(p) for p in images])
+    if as_json:
+        print(json.dumps([{"path": str(p), "score": float(s)} for p, s in zip(good, scores)], indent=2))
+    else:
+        for p, s in zip(good, scores):
+            print(f"{s:.4f}  {p}")
+    if problems:
+        # Report the unusable files after scoring the rest, so one bad file does not cost the others.
+        error = DataError(f"{len(problems)} image(s) could not be scored", problems)
+        print(f"finegrain score: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_oneshot(run: str, runs: str) -> int:
     from finegrain.eval.oneshot import oneshot_accuracy, read_runs
     from finegrain.infer.embedder import Embedder
@@ -95,16 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="finegrain", description="Fine-grained visual recognition from small data.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("train", help="train an embedding model", description="Train an embedding model.")
+    p = sub.add_parser("train", help="train an embedding model or an image scorer",
+                       description="Train an embedding model (--task embed) or an image scorer (--task score).")
     add_config_flags(p, TrainConfig, positional=("data",))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
-    p = sub.add_parser("eval", help="retrieval metrics of a model on a labelled set")
+    p = sub.add_parser("eval", help="retrieval metrics on a labelled set, or correlation on a rated set")
     p.add_argument("run", help="run folder or model file")
-    p.add_argument("data", help="labelled images: folder, CSV manifest or list")
+    p.add_argument("data", help="labelled images (folder, CSV manifest or list), or rated ones for a scorer")
     p.add_argument("--root", help="folder that relative paths resolve against")
     p.add_argument("--out", help="where to write metrics.json and the grid PNG (default: RUN/eval)")
     p.add_argument("--skip-bad", action="store_true", help="drop unreadable images instead of stopping")
+
+    p = sub.add_parser("score", help="score images with a model trained with --task score")
+    p.add_argument("run", help="run folder or model file")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--json", dest="as_json", action="store_true", help="print JSON")
+    p.add_argument("--batch-size", type=int, default=256, help="images scored at a time (default: 256)")
 
     p = sub.add_parser("oneshot", help="N-way one-shot accuracy on Omniglot-format runs (all_runs.zip)")
     p.add_argument("run", help="run folder or model file")
@@ -136,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "train":
             resume = args.pop("resume")
             return cmd_train(TrainConfig(**args).validate(), resume=resume)
-        return {"eval": cmd_eval, "oneshot": cmd_oneshot, "index": cmd_index, "search": cmd_search,
+        return {"eval": cmd_eval, "score": cmd_score, "oneshot": cmd_oneshot, "index": cmd_index, "search": cmd_search,
                 "demo": cmd_demo}[command](**args)
     except FinegrainError as e:
         print(f"finegrain {command}: error: {e}", file=sys.stderr)

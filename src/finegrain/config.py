@@ -29,14 +29,22 @@ class TrainConfig:
     data: str = _help("training data: an image folder, a CSV manifest or a '<path> <label>' list")
     out: str = _help("run folder for the checkpoint, model, config, logs and plots", default="runs/latest")
     root: str | None = _help("folder that relative paths in a manifest or list resolve against", default=None)
-    task: str = _help("what to learn: embed (metric learning)", default="embed")
+    task: str = _help("what to learn: embed (metric learning) | score (regression against ratings)", default="embed")
+    recipe: str = _help("score task: staged (Siamese pre-training -> Net2Net widen -> Huber) | direct",
+                        default="staged")
     loss: str = _help("contrastive | siamese | triplet | arcface", default="triplet")
     miner: str = _help("triplet mining: batch-hard | semi-hard | all", default="semi-hard")
     margin: float | None = _help("loss margin (default: a per-loss value that needs no tuning)", default=None)
     margin_start: float | None = _help("margin curriculum: rise linearly from this margin to --margin", default=None)
     arcface_scale: float = _help("ArcFace logit scale", default=64.0)
-    backbone: str = _help("registered backbone: tiny_darknet | resnet | mobilenet_v2 | conv4", default="resnet")
+    backbone: str | None = _help(
+        "registered backbone: tiny_darknet | resnet | mobilenet_v2 | conv4 (default: resnet to embed, "
+        "tiny_darknet to score)", default=None)
     width: float = _help("backbone width multiplier", default=1.0)
+    activation: str | None = _help("elu | relu | leaky_relu | relu6 (default: the backbone's; elu to score)",
+                                   default=None)
+    batch_norm: bool | None = _help("batch norm in the backbone (default: the backbone's; off to score)",
+                                    default=None)
     embedding_size: int = _help("embedding dimension", default=128)
     pooling: str = _help("avg | gem", default="gem")
     image_size: int = _help("images are resized once to this square size", default=64)
@@ -45,6 +53,7 @@ class TrainConfig:
     epochs: int = _help("training epochs", default=20)
     p: int = _help("classes per P×K batch", default=16)
     k: int = _help("images per class in a P×K batch", default=4)
+    batch_size: int | None = _help("score task: images per regression batch (default: p × k)", default=None)
     steps_per_epoch: int | None = _help("batches per epoch (default: one pass over the images)", default=None)
     lr: float = _help("peak learning rate", default=1e-3)
     loss_lr: float | None = _help("learning rate of the loss's own weights (ArcFace centres)", default=None)
@@ -53,8 +62,24 @@ class TrainConfig:
     warmup_epochs: float = _help("linear warm-up length before cosine decay", default=1.0)
     grad_clip: float = _help("clip the gradient norm at this value (0: off)", default=5.0)
     val: float = _help("fraction of classes held out to validate (0: none)", default=0.1)
-    split_by: str = _help("hold out whole classes (class, open-set) or images (image)", default="class")
+    split_by: str | None = _help(
+        "hold out whole classes (class, open-set) or images (image) (default: class to embed, image to score)",
+        default=None)
     plateau_patience: int = _help("epochs without improvement before the plateau hook fires", default=3)
+    grow: str | None = _help(
+        "Net2Net growth, one step each time training plateaus: e.g. widen:1.5,deepen (default: none to "
+        "embed; widen:1.5,deepen in the staged recipe's pre-training)", default=None)
+    grow_noise: float = _help("symmetry-breaking noise of Net2Net widening (relative; 0: exact copies)",
+                              default=0.05)
+    pretrain_epochs: int = _help("staged recipe: Siamese pre-training epochs (stage 1)", default=10)
+    widen: float = _help("staged recipe: widen every layer by this factor before fine-tuning (1: skip)",
+                         default=2.0)
+    bin_width: float = _help("score task: score bins of this width, centred on its multiples (Siamese "
+                             "classes and balanced sampling)", default=1.0)
+    balance: bool = _help("score task: class-balanced sampling (a score bin uniformly, then an image in it)",
+                          default=True)
+    huber_delta: float = _help("score task: Huber loss delta", default=1.0)
+    head_dropout: float = _help("score task: dropout before the regression layer", default=0.5)
     seed: int = _help("random seed: the same seed gives the same weights", default=0)
     workers: int = _help("data-loading worker processes", default=1)
     threads: int | None = _help("torch CPU threads (default: all cores)", default=None)
@@ -65,10 +90,32 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         from finegrain.data.augment import PRESETS
         from finegrain.losses import LOSSES, MINERS
+        from finegrain.models.backbone import ACTIVATIONS
         from finegrain.models.heads import POOLINGS
+        from finegrain.models.net2net import parse_growth
+        from finegrain.models.registry import list_backbones
 
+        score = self.task == "score"
+        # Task-dependent defaults, resolved here so the saved config says what actually ran.
+        if self.backbone is None:
+            self.backbone = "tiny_darknet" if score else "resnet"
+        if self.split_by is None:
+            self.split_by = "image" if score else "class"
+        if score and self.activation is None:
+            self.activation = "elu"
+        if score and self.batch_norm is None:
+            self.batch_norm = False
+        if self.grow is None:
+            self.grow = "widen:1.5,deepen" if score and self.recipe == "staged" else ""
+        parse_growth(self.grow)
+        if score and self.split_by != "image":
+            raise ConfigError("--split-by must be image for --task score (scores have no classes to hold out)")
+        if self.activation is not None and self.activation not in ACTIVATIONS:
+            raise ConfigError(f"--activation must be one of {', '.join(ACTIVATIONS)}, not {self.activation!r}")
         choices = {
-            "task": ("embed",),
+            "task": ("embed", "score"),
+            "recipe": ("staged", "direct"),
+            "backbone": tuple(list_backbones()),
             "loss": LOSSES,
             "miner": MINERS,
             "pooling": POOLINGS,
@@ -79,7 +126,7 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{flag(name)} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
-        positive = ["embedding_size", "image_size", "epochs", "p", "lr", "width"]
+        positive = ["embedding_size", "image_size", "epochs", "p", "lr", "width", "bin_width", "huber_delta"]
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{flag(name)} must be positive, not {getattr(self, name)}")
@@ -89,8 +136,14 @@ class TrainConfig:
             raise ConfigError(f"--image-size must be at least 16, not {self.image_size}")
         if not 0 <= self.val < 1:
             raise ConfigError(f"--val must be in [0, 1), not {self.val}")
+        if self.batch_size is not None and self.batch_size < 2:
+            raise ConfigError(f"--batch-size must be at least 2, not {self.batch_size}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ConfigError(f"--steps-per-epoch must be at least 1, not {self.steps_per_epoch}")
+        if self.pretrain_epochs < 0 or self.widen < 1 or self.grow_noise < 0:
+            raise ConfigError("--pretrain-epochs and --grow-noise must be 0 or more and --widen at least 1")
+        if not 0 <= self.head_dropout < 1:
+            raise ConfigError(f"--head-dropout must be in [0, 1), not {self.head_dropout}")
         if self.workers < 0:
             raise ConfigError(f"--workers must be 0 or more, not {self.workers}")
         return self

@@ -66,3 +66,37 @@ class PKSampler(Sampler[int]):
             return iter(list(iter(self._sampler)))
         finally:
             pml_common.NUMPY_RANDOM = saved
+
+
+def bin_scores(scores: Sequence[float] | np.ndarray, width: float = 1.0) -> np.ndarray:
+    """Score bins of ``width`` centred on its multiples: with width 1, 2.4 -> bin 2 and 2.6 -> bin 3."""
+    if not width > 0:
+        raise ConfigError(f"--bin-width must be positive, got {width}")
+    return np.rint(np.asarray(scores, dtype=np.float64) / width).astype(np.int64)
+
+
+class BalancedBinSampler(Sampler[int]):
+    """Class-balanced sampling for regression: each draw picks a bin uniformly, then an image in it uniformly.
+
+    Rare scores (the very low and very high) are seen as often as common ones, which stops a regressor from
+    collapsing towards the mean. ``num_samples`` draws per epoch, with replacement; ``seed`` fixes them.
+    """
+
+    def __init__(self, bins: Sequence[int] | np.ndarray, num_samples: int, seed: int | None = None):
+        bins = np.asarray(bins)
+        if len(bins) == 0:
+            raise ConfigError("balanced sampling needs at least one image")
+        if num_samples < 1:
+            raise ConfigError(f"balanced sampling needs a positive number of draws, got {num_samples}")
+        self.members = [np.flatnonzero(bins == b) for b in np.unique(bins)]
+        self.num_samples = num_samples
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng(self.seed)
+        which = rng.integers(len(self.members), size=self.num_samples)
+        picks = [int(self.members[b][rng.integers(len(self.members[b]))]) for b in which]
+        return iter(picks)

@@ -1,4 +1,5 @@
-"""``finegrain eval`` for embedding models: retrieval metrics on a labelled set, plus a grid PNG."""
+"""``finegrain eval``: retrieval metrics and a grid PNG for embedding models; correlation, error and a scatter
+PNG for scoring models (the model file says which it is)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 from finegrain.data import prepare, read_source
 from finegrain.eval.grid import retrieval_grid
 from finegrain.eval.retrieval import retrieval_metrics
+from finegrain.eval.regression import regression_metrics, scatter_png
 from finegrain.infer.embedder import Embedder
+from finegrain.models import ScoringModel
 from finegrain.utils import atomic_write_text
 
 
@@ -20,16 +23,31 @@ def evaluate_run(
     skip_bad: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Embed every image of a labelled set and measure leave-one-out retrieval."""
+    """Embed every image of a labelled set and measure leave-one-out retrieval (or score a rated set)."""
     embedder = Embedder.load(run)
+    out_dir = Path(out) if out else (Path(run) if Path(run).is_dir() else Path(run).parent) / "eval"
+    if isinstance(embedder.model, ScoringModel):
+        return _evaluate_scores(embedder, data, root, out_dir, skip_bad, progress)
     prepared = prepare(read_source(data, root), embedder.image_size, task="embed", skip_bad=skip_bad,
                        progress=progress)
     images = prepared.images.array()
     emb = embedder.embed_array(images)
     metrics = retrieval_metrics(emb, prepared.labels)
     metrics.update({"images": len(prepared.records), "classes": len(prepared.classes)})
-    out_dir = Path(out) if out else (Path(run) if Path(run).is_dir() else Path(run).parent) / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics["grid_png"] = str(retrieval_grid(images, prepared.labels, emb, out_dir / "retrieval_grid.png"))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _evaluate_scores(
+    scorer: Embedder, data: Path | str, root: Path | str | None, out_dir: Path, skip_bad: bool, progress: bool
+) -> dict:
+    prepared = prepare(read_source(data, root, kind="score"), scorer.image_size, task="score", skip_bad=skip_bad,
+                       progress=progress)
+    predicted = scorer.embed_array(prepared.images.array()).reshape(-1)
+    metrics: dict = regression_metrics(predicted, prepared.scores)
+    metrics["images"] = len(prepared.records)
+    metrics["scatter_png"] = str(scatter_png(predicted, prepared.scores, out_dir / "scatter.png"))
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

@@ -72,8 +72,8 @@ class Embedder:
             chunk = images[start:stop] if isinstance(images, np.ndarray) else np.stack(
                 [images[i] for i in range(start, stop)])
             out.append(self.model(self.preprocess.to_tensor(chunk)).numpy())
-        if not out:
-            return np.zeros((0, self.model.head.embedding_size), np.float32)
+        if not out:  # a scoring model has no embedding_size: its output is one number per image
+            return np.zeros((0, getattr(self.model.head, "embedding_size", 1)), np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def embed_paths(
@@ -91,7 +91,7 @@ class Embedder:
                 results = list(pool.map(lambda p: _load_resized(p, self.image_size), chunk))
                 good = [(p, img) for p, img in zip(chunk, results) if not isinstance(img, Problem)]
                 problems = [img for img in results if isinstance(img, Problem)]
-                emb = self.embed_array(np.stack([img for _, img in good])) if good else np.zeros((0, 0), np.float32)
+                emb = self.embed_array(np.stack([img for _, img in good])) if good else self.embed_array([])
                 yield [p for p, _ in good], emb, problems
 
 

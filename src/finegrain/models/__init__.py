@@ -2,8 +2,15 @@
 
 from finegrain.models import backbones as _backbones  # noqa: F401  (registers the backbones)
 from finegrain.models.backbone import Backbone
-from finegrain.models.heads import EmbeddingHead, GeM
-from finegrain.models.model import EmbeddingModel, create_model, load_model, model_from_config, save_model
+from finegrain.models.heads import EmbeddingHead, GeM, RegressionHead
+from finegrain.models.model import (
+    EmbeddingModel,
+    ScoringModel,
+    create_model,
+    load_model,
+    model_from_config,
+    save_model,
+)
 from finegrain.models.registry import create_backbone, list_backbones, register_backbone
 
 __all__ = [
@@ -11,6 +18,8 @@ __all__ = [
     "EmbeddingHead",
     "EmbeddingModel",
     "GeM",
+    "RegressionHead",
+    "ScoringModel",
     "create_backbone",
     "create_model",
     "list_backbones",

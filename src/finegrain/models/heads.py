@@ -99,3 +99,26 @@ class EmbeddingHead(nn.Module):
             cfg["gem_p"] = float(self.pooler.p.detach())
             cfg["gem_learnable"] = self.pooler.learnable
         return cfg
+
+
+class RegressionHead(nn.Module):
+    """``pool -> flatten -> dropout -> Linear -> 1``: ``[B, C, h, w]`` -> one score per image ``[B]``."""
+
+    def __init__(self, in_features: int, pooling: str = "avg", dropout: float = 0.5) -> None:
+        super().__init__()
+        if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features <= 0:
+            raise ConfigError(f"in_features must be a positive int, got {in_features!r}")
+        if pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
+        if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.pooling = pooling
+        self.pooler: nn.Module = GeM() if pooling == "gem" else nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_features, 1)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.fc(self.dropout(torch.flatten(self.pooler(features), 1))).squeeze(1)
+
+    def config(self) -> dict[str, Any]:
+        return {"in_features": self.fc.in_features, "pooling": self.pooling, "dropout": float(self.dropout.p)}

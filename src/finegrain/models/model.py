@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from finegrain.errors import ConfigError, FinegrainError
 from finegrain.models.backbone import Backbone
-from finegrain.models.heads import EmbeddingHead
+from finegrain.models.heads import EmbeddingHead, RegressionHead
 from finegrain.models.registry import create_backbone
 
 FORMAT = "finegrain-model"
@@ -48,6 +48,26 @@ class EmbeddingModel(nn.Module):
         }
 
 
+class ScoringModel(nn.Module):
+    """Images ``[B, 3, H, W]`` -> one score per image ``[B]`` (regression against human ratings)."""
+
+    def __init__(self, backbone: Backbone, head: RegressionHead) -> None:
+        super().__init__()
+        if head.fc.in_features != backbone.num_features:
+            raise ConfigError(
+                f"head in_features {head.fc.in_features} does not match the backbone's "
+                f"num_features {backbone.num_features}"
+            )
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone.forward_features(x))
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": "score", "backbone": self.backbone.config(), "head": self.head.config()}
+
+
 def create_model(
     name: str, embedding_size: int = 128, pooling: str = "gem", dropout: float = 0.0, **backbone_kw: Any
 ) -> EmbeddingModel:
@@ -60,8 +80,8 @@ def create_model(
     return EmbeddingModel(backbone, head)
 
 
-def model_from_config(cfg: dict[str, Any]) -> EmbeddingModel:
-    """Rebuild the architecture ``EmbeddingModel.config()`` describes (weights are not part of it)."""
+def model_from_config(cfg: dict[str, Any]) -> EmbeddingModel | ScoringModel:
+    """Rebuild the architecture a model's ``config()`` describes (weights are not part of it)."""
     if not isinstance(cfg, dict) or not all(isinstance(cfg.get(k), dict) for k in ("backbone", "head")):
         raise ConfigError("model config must be a dict with 'backbone' and 'head' dicts")
     backbone_cfg = dict(cfg["backbone"])
@@ -69,6 +89,14 @@ def model_from_config(cfg: dict[str, Any]) -> EmbeddingModel:
         raise ConfigError("model config: backbone config has no 'name'")
     backbone = create_backbone(backbone_cfg.pop("name"), **backbone_cfg)
     head_cfg = dict(cfg["head"])
+    kind = cfg.get("kind", "embedding")
+    if kind == "score":
+        try:
+            return ScoringModel(backbone, RegressionHead(**head_cfg))
+        except TypeError as e:
+            raise ConfigError(f"model config: bad head options: {e}") from e
+    if kind != "embedding":
+        raise ConfigError(f"model config: unknown model kind {kind!r}")
     in_features = head_cfg.pop("in_features", backbone.num_features)
     if in_features != backbone.num_features:
         raise ConfigError(
@@ -99,7 +127,7 @@ def _check_plain(value: Any, where: str) -> None:
 
 
 def save_model(
-    model: EmbeddingModel, path: str | os.PathLike[str], extra: dict[str, Any] | None = None
+    model: EmbeddingModel | ScoringModel, path: str | os.PathLike[str], extra: dict[str, Any] | None = None
 ) -> None:
     """Write config + weights + ``extra`` to ``path`` atomically (a crash never leaves half a file there)."""
     path = Path(path)
@@ -119,7 +147,7 @@ def save_model(
     os.replace(tmp, path)
 
 
-def load_model(path: str | os.PathLike[str]) -> tuple[EmbeddingModel, dict[str, Any]]:
+def load_model(path: str | os.PathLike[str]) -> tuple[EmbeddingModel | ScoringModel, dict[str, Any]]:
     """Rebuild a model written by ``save_model``; returns ``(model in eval mode, extra)``."""
     path = Path(path)
     if not path.is_file():

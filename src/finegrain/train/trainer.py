@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,12 @@ class Trainer:
         self.start_epoch = 0
         self.rebuild_optimizer()
 
-    def rebuild_optimizer(self) -> None:
-        """(Re)create optimiser and schedule for the current parameters, e.g. after the model grew."""
+    def rebuild_optimizer(self, completed_epochs: int | None = None) -> None:
+        """(Re)create optimiser and schedule for the current parameters, e.g. after the model grew.
+
+        The schedule is fast-forwarded past ``completed_epochs`` (default: the epoch training starts from);
+        a plateau hook that grows the model after epoch ``e`` passes ``e + 1``.
+        """
         c = self.config
         decay, no_decay = [], []
         for p in self.task.model.parameters():
@@ -96,10 +101,13 @@ class Trainer:
         self.optimizer = cls(groups, lr=c.lr)
         self._clipped = [p for g in groups for p in g["params"]]
         total = c.epochs * self.steps
-        done = self.start_epoch * self.steps
+        done = (self.start_epoch if completed_epochs is None else completed_epochs) * self.steps
         self.scheduler = build_scheduler(self.optimizer, total, int(c.warmup_epochs * self.steps))
-        for _ in range(done):  # fast-forward the schedule after a rebuild mid-run
-            self.scheduler.step()
+        with warnings.catch_warnings():
+            # Fast-forwarding before any optimizer.step() is intended here, not the ordering bug torch warns of.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+            for _ in range(done):  # fast-forward the schedule after a rebuild mid-run
+                self.scheduler.step()
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int) -> None:

@@ -1,0 +1,101 @@
+"""The regression task: images -> one score each, Huber loss, optionally class-balanced over score bins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+
+from finegrain.config import TrainConfig
+from finegrain.data import (
+    BalancedBinSampler,
+    ImageDataset,
+    PreparedData,
+    bin_scores,
+    build_augmentation,
+    worker_init_fn,
+)
+from finegrain.eval.regression import regression_metrics
+from finegrain.infer.embedder import Preprocess
+from finegrain.models import ScoringModel, model_from_config
+
+
+class ScoreTask:
+    def __init__(self, cfg: TrainConfig, model: ScoringModel, train: PreparedData, val: PreparedData | None):
+        self.cfg, self.model, self.train_data, self.val_data = cfg, model, train, val
+        self.preprocess = Preprocess(cfg.image_size)
+        self.dataset = ImageDataset(
+            train.images, train.scores.astype(np.float32),
+            transform=build_augmentation(cfg.augment, cfg.image_size, flip=cfg.flip),
+            mean=self.preprocess.mean, std=self.preprocess.std,
+        )
+        self.bins = bin_scores(train.scores, cfg.bin_width)
+        self.criterion = nn.HuberLoss(delta=cfg.huber_delta)
+        self.monitor = ("val_pearson", "max") if val is not None else ("train_loss", "min")
+
+    @property
+    def batch_size(self) -> int:
+        return self.cfg.batch_size or self.cfg.p * self.cfg.k
+
+    def steps_per_epoch(self) -> int:
+        return self.cfg.steps_per_epoch or max(1, len(self.dataset) // self.batch_size)
+
+    def make_loader(self, epoch: int, seed: int) -> DataLoader:
+        draws = self.steps_per_epoch() * self.batch_size
+        generator = torch.Generator().manual_seed(seed)
+        if self.cfg.balance:
+            sampler = BalancedBinSampler(self.bins, draws, seed=seed)
+        else:
+            sampler = RandomSampler(self.dataset, replacement=draws > len(self.dataset), num_samples=draws,
+                                    generator=generator)
+        if self.cfg.workers == 0:
+            self.dataset.reseed(seed)
+        return DataLoader(
+            self.dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.cfg.workers,
+            drop_last=True, generator=generator, worker_init_fn=worker_init_fn,
+        )
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        images, scores = batch
+        return self.criterion(self.model(images), scores)
+
+    def loss_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> dict[str, float]:
+        return {}
+
+    @torch.no_grad()
+    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        self.model.eval()
+        out = [self.model(self.preprocess.to_tensor(images[i : i + batch_size])).numpy()
+               for i in range(0, len(images), batch_size)]
+        self.model.train()
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def validate(self) -> dict[str, float]:
+        if self.val_data is None:
+            return {}
+        return regression_metrics(self.predict(self.val_data.images.array()), self.val_data.scores)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def restore_model(self, model_config: dict, state: dict) -> None:
+        self.model = model_from_config(model_config)
+        self.model.load_state_dict(state)
+
+    def model_extra(self) -> dict[str, Any]:
+        return {
+            "task": "score",
+            "preprocess": {"image_size": self.cfg.image_size, "mean": list(self.preprocess.mean),
+                           "std": list(self.preprocess.std)},
+            "train_config": self.cfg.to_dict(),
+            "score_range": [float(self.train_data.scores.min()), float(self.train_data.scores.max())],
+        }
