@@ -1,4 +1,4 @@
-"""Shared fixtures: a small synthetic labelled image folder, and the path to the shared real data."""
+"""Shared fixtures: small synthetic labelled and rated image sets, and the path to the shared real data."""
 
 from __future__ import annotations
 
@@ -29,6 +29,26 @@ def make_class_folder(root: Path, classes: int = 6, per_class: int = 6, size: in
 @pytest.fixture
 def class_folder(tmp_path: Path) -> Path:
     return make_class_folder(tmp_path / "images")
+
+
+def make_score_list(root: Path, n: int = 60, size: int = 32, seed: int = 0) -> Path:
+    """Images whose score (1-5) is how bright a central square is, in a ``<file> <score>`` list."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        score = float(rng.uniform(1, 5))
+        image = rng.normal(0.3, 0.05, (size, size, 3))
+        image[size // 4 : -size // 4, size // 4 : -size // 4] = 0.1 + 0.2 * score
+        cv2.imwrite(str(root / f"{i}.png"), (np.clip(image, 0, 1) * 255).astype(np.uint8))
+        lines.append(f"{i}.png {score:.3f}")
+    (root / "scores.txt").write_text("\n".join(lines) + "\n")
+    return root / "scores.txt"
+
+
+@pytest.fixture
+def score_list(tmp_path: Path) -> Path:
+    return make_score_list(tmp_path / "rated")
 
 
 @pytest.fixture(scope="session", autouse=True)

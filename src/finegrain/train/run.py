@@ -41,7 +41,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, tensorboa
             raise ConfigError(f"--resume: {run_dir} has no run to resume")
         # A resumed run must replay the original run exactly: its saved config wins over new flags.
         cfg = TrainConfig.load(saved)
-    elif (run_dir / CONFIG_FILE).exists():
+    elif (run_dir / CONFIG_FILE).exists() or (run_dir / CHECKPOINT).exists():
         raise ConfigError(f"--out {run_dir} already holds a run; pass --resume to continue it or choose another --out")
     cfg.validate()
     set_threads(cfg.threads)

@@ -1,0 +1,137 @@
+"""The scoring recipes end to end on a small synthetic rated set: staged and direct, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from finegrain.cli import main
+from finegrain.config import TrainConfig
+from finegrain.infer.scorer import Scorer
+from finegrain.models import EmbeddingModel, ScoringModel, create_model, load_model, save_model
+from finegrain.train.run import train
+from finegrain.train.score_recipe import siamese_config
+
+SMALL = dict(task="score", backbone="conv4", image_size=16, width=0.25, p=4, k=4, batch_size=12, lr=3e-3,
+             epochs=3, pretrain_epochs=2, val=0.2, workers=0, threads=1, progress=False, augment="none")
+
+
+def _cfg(data, out, **kw) -> TrainConfig:
+    return TrainConfig(data=str(data), out=str(out), **{**SMALL, **kw})
+
+
+def test_staged_recipe_pretrains_widens_and_fine_tunes(score_list, tmp_path):
+    result = train(_cfg(score_list, tmp_path / "run", widen=2.0), quiet=True, tensorboard=False)
+    pre, _ = load_model(tmp_path / "run" / "pretrain" / "model.pt")
+    model, extra = load_model(tmp_path / "run" / "model.pt")
+    assert isinstance(pre, EmbeddingModel) and isinstance(model, ScoringModel)
+    # Stage 2 doubled every width of the pre-trained backbone.
+    assert model.backbone.config()["widths"] == [2 * w for w in pre.backbone.config()["widths"]]
+    assert extra["task"] == "score" and extra["preprocess"]["image_size"] == 16
+    assert {"val_pearson", "val_mae", "val_rmse", "val_spearman"} <= set(result.final)
+    # ELU without batch norm is the scoring default, as in the original method.
+    assert model.backbone.config()["activation"] == "elu" and model.backbone.config()["batch_norm"] is False
+
+
+def test_direct_recipe_learns_the_synthetic_score(score_list, tmp_path):
+    cfg = _cfg(score_list, tmp_path / "run", recipe="direct", epochs=25, width=0.5, balance=False, val=0.0)
+    train(cfg, quiet=True, tensorboard=False)
+    scorer = Scorer.load(tmp_path / "run")
+    assert not (tmp_path / "run" / "pretrain").exists()
+    lines = [line.split() for line in score_list.read_text().splitlines()]
+    paths = [score_list.parent / name for name, _ in lines]
+    good, scores, problems = scorer.score_paths(paths)
+    assert len(good) == len(paths) and not problems
+    true = torch.tensor([float(s) for _, s in lines])
+    assert torch.corrcoef(torch.stack([torch.from_numpy(scores), true]))[0, 1] > 0.8
+
+
+def test_siamese_stage_uses_every_bin_per_batch_and_keeps_the_batch_size():
+    cfg = TrainConfig(data="x", task="score", p=16, k=4).validate()
+    stage1 = siamese_config(cfg, num_bins=5)
+    assert (stage1.loss, stage1.task, stage1.p, stage1.k, stage1.epochs) == ("siamese", "embed", 5, 12, 10)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--split-by", "class"], "--split-by must be image"),
+        (["--grow", "shrink"], "--grow: unknown step"),
+        (["--widen", "0.5"], "--widen"),
+        (["--activation", "tanh"], "--activation"),
+        (["--recipe", "fancy"], "--recipe"),
+    ],
+)
+def test_bad_score_flags_are_one_line_errors(score_list, tmp_path, capsys, flags, message):
+    assert main(["train", str(score_list), "--task", "score", "--out", str(tmp_path / "r"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_score_and_eval_on_a_trained_scorer(score_list, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(_cfg(score_list, run, pretrain_epochs=0, widen=1.0, epochs=2), quiet=True, tensorboard=False)
+    capsys.readouterr()
+    images = [str(score_list.parent / "0.png"), str(score_list.parent / "1.png")]
+    assert main(["score", str(run), *images, "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert [s["path"] for s in scored] == images and all(isinstance(s["score"], float) for s in scored)
+
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    assert main(["score", str(run), images[0], str(tmp_path / "broken.png")]) == 2
+    captured = capsys.readouterr()
+    assert images[0] in captured.out and "broken.png: not an image" in captured.err
+
+    assert main(["eval", str(run), str(score_list), "--out", str(tmp_path / "ev")]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"pearson", "spearman", "mae", "rmse"} <= set(metrics) and metrics["images"] == 60
+    assert (tmp_path / "ev" / "scatter.png").stat().st_size > 1000
+
+    # Scoring with an embedding model is a clear error, not a crash.
+    embedder = tmp_path / "embed.pt"
+    save_model(create_model("conv4"), embedder, extra={"preprocess": {"image_size": 16, "mean": [0.5] * 3,
+                                                                      "std": [0.5] * 3}})
+    assert main(["score", str(embedder), images[0]]) == 2
+    assert "embedding model" in capsys.readouterr().err
+
+
+ARGS = ["--task", "score", "--backbone", "conv4", "--image-size", "16", "--width", "0.25", "--p", "4", "--k",
+        "4", "--batch-size", "8", "--steps-per-epoch", "40", "--pretrain-epochs", "2", "--epochs", "3",
+        "--val", "0", "--workers", "0", "--threads", "1", "--no-progress", "--augment", "light", "--seed", "5"]
+
+
+def _train_cli(data, out, *extra, wait=True):
+    cmd = [sys.executable, "-m", "finegrain.cli", "train", str(data), "--out", str(out), *ARGS, *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    if wait:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+    return proc
+
+
+@pytest.mark.slow
+def test_staged_run_killed_in_fine_tuning_resumes_to_the_same_weights(score_list, tmp_path):
+    _train_cli(score_list, tmp_path / "straight")
+    killed = tmp_path / "killed"
+    proc = _train_cli(score_list, killed, wait=False)
+    deadline = time.time() + 300
+    while not (killed / "checkpoint.pt").exists():  # stage 3's first checkpoint
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model.pt").exists(), "the run finished before it could be killed"
+    _train_cli(score_list, killed, "--resume")
+    straight = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    resumed = torch.load(killed / "model.pt", weights_only=True)
+    assert straight["model_config"] == resumed["model_config"]
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
