@@ -8,8 +8,8 @@ from pathlib import Path
 
 from finegrain.data import prepare, read_source
 from finegrain.eval.grid import retrieval_grid
-from finegrain.eval.retrieval import retrieval_metrics
 from finegrain.eval.regression import regression_metrics, scatter_png
+from finegrain.eval.retrieval import retrieval_metrics
 from finegrain.infer.embedder import Embedder
 from finegrain.models import ScoringModel
 from finegrain.utils import atomic_write_text
