@@ -61,9 +61,10 @@ def test_widen_with_zero_sum_noise_still_preserves_the_function_but_breaks_symme
     assert distinct_columns(noisy) == noisy.head.fc.in_features
 
 
+@pytest.mark.parametrize("batch_norm", [True, False])
 @pytest.mark.parametrize("name", BACKBONES)
-def test_deepen_with_relu_preserves_the_function_at_every_site(name):
-    model = _model(name, activation="relu")
+def test_deepen_with_relu_preserves_the_function_at_every_site(name, batch_norm):
+    model = _model(name, activation="relu", batch_norm=batch_norm)
     for site in range(model.backbone.deepen_sites):
         depths = model.backbone.config()["depths"]
         assert _max_change(model, lambda m, s=site: deepen(m, s)) <= 1e-5
