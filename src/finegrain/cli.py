@@ -54,11 +54,15 @@ def cmd_eval(run: str, data: str, root: str | None = None, out: str | None = Non
 
 
 def cmd_score(run: str, images: list[str], as_json: bool = False, batch_size: int = 256) -> int:
+    from finegrain.data.sources import IMAGE_EXTENSIONS
     from finegrain.errors import DataError
     from finegrain.infer.scorer import Scorer
 
     scorer = Scorer.load(run, batch_size=batch_size)
-    good, scores, problems = scorer.score_paths([Path(p) for p in images])
+    paths: list[Path] = []
+    for item in map(Path, images):  # a folder stands for every image inside it
+        paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if item.is_dir() else [item]
+    good, scores, problems = scorer.score_paths(paths)
     if as_json:
         print(json.dumps([{"path": str(p), "score": float(s)} for p, s in zip(good, scores)], indent=2))
     else:
@@ -128,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="score images with a model trained with --task score")
     p.add_argument("run", help="run folder or model file")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="+", help="image files or folders of images")
     p.add_argument("--json", dest="as_json", action="store_true", help="print JSON")
     p.add_argument("--batch-size", type=int, default=256, help="images scored at a time (default: 256)")
 

@@ -84,6 +84,9 @@ def test_cli_score_and_eval_on_a_trained_scorer(score_list, tmp_path, capsys):
     scored = json.loads(capsys.readouterr().out)
     assert [s["path"] for s in scored] == images and all(isinstance(s["score"], float) for s in scored)
 
+    assert main(["score", str(run), str(score_list.parent)]) == 0  # a folder: every image in it
+    assert len(capsys.readouterr().out.splitlines()) == 60
+
     (tmp_path / "broken.png").write_bytes(b"not an image")
     assert main(["score", str(run), images[0], str(tmp_path / "broken.png")]) == 2
     captured = capsys.readouterr()

@@ -56,13 +56,17 @@ def plot_curves(history: list[dict], path: Path) -> None:
         ax2 = axes[0][1]
         for key in metric_keys:
             ax2.plot(epochs, [r.get(key) for r in history], marker="o", ms=3, label=key[4:])
-        ax2.set(xlabel="epoch", title="validation", ylim=(0, 1))
+        ax2.set(xlabel="epoch", title="validation")
         ax2.legend(fontsize=8)
         ax2.grid(alpha=0.3)
     for r in history:
         if r.get("event"):
             for a in axes[0]:
                 a.axvline(r["epoch"], color="grey", ls="--", lw=0.8)
+            # "net2net widen x1.5: 2192 -> 3288 channels" -> "widen x1.5", written along the line.
+            label = str(r["event"]).split(":")[0].replace("net2net ", "")
+            axes[0][0].annotate(label, (r["epoch"], 1), xycoords=("data", "axes fraction"), rotation=90,
+                                va="top", ha="right", fontsize=7, color="grey")
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
     plt.close(fig)
