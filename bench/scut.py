@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scut.py [CONFIG ...] [--split 60-40 | --cv] [--threads N]
 
-CONFIGs (all by default): direct, direct-unbalanced, staged-plain, staged-net2net. Each trains with
+CONFIGs (all by default): direct, direct-unbalanced, staged-plain, staged-widen2, staged-net2net. Each trains with
 ``finegrain.train`` on the split's training file, then scores its test file and prints Pearson, Spearman,
 MAE, RMSE and the training wall time. ``--cv`` runs one CONFIG on the five official folds and prints the
 mean. Rows are appended to bench/results/scut.jsonl; runs live in bench/results/scut-runs/.
@@ -37,6 +37,8 @@ CONFIGS: dict[str, dict] = {
     "direct-unbalanced": dict(recipe="direct", balance=False),
     # Siamese pre-training, then fine-tuning at the same width: no Net2Net anywhere.
     "staged-plain": dict(recipe="staged", pretrain_epochs=8, grow="", widen=1.0),
+    # The recipe as described: full-width pre-training, Net2Net widen x2 with noise, fine-tune at double width.
+    "staged-widen2": dict(recipe="staged", pretrain_epochs=8, grow="", widen=2.0),
     # Start at half width, grow on plateau in pre-training, widen x2 before fine-tuning.
     "staged-net2net": dict(recipe="staged", width=0.5, pretrain_epochs=8, grow="widen:1.5", widen=2.0,
                            plateau_patience=2),

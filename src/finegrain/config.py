@@ -61,7 +61,8 @@ class TrainConfig:
     optimizer: str = _help("adamw | adam", default="adamw")
     warmup_epochs: float = _help("linear warm-up length before cosine decay", default=1.0)
     grad_clip: float = _help("clip the gradient norm at this value (0: off)", default=5.0)
-    val: float = _help("fraction of classes held out to validate (0: none)", default=0.1)
+    val: float = _help("fraction held out to validate: of classes or of images, by --split-by (0: none)",
+                       default=0.1)
     split_by: str | None = _help(
         "hold out whole classes (class, open-set) or images (image) (default: class to embed, image to score)",
         default=None)
