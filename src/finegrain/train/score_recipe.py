@@ -20,7 +20,7 @@ import torch
 from finegrain.config import TrainConfig
 from finegrain.data import PreparedData, bin_scores
 from finegrain.errors import ConfigError
-from finegrain.models import RegressionHead, ScoringModel, create_backbone, load_model, save_model
+from finegrain.models import Backbone, RegressionHead, ScoringModel, create_backbone, load_model, save_model
 from finegrain.models.net2net import widen
 from finegrain.train.embed_task import EmbedTask
 from finegrain.train.run import backbone_kwargs, build_embedding_model, fit, say
@@ -70,7 +70,11 @@ def _with_bins(data: PreparedData, width: float) -> PreparedData:
     )
 
 
-def _pretrained_widened_backbone(cfg, train, val, run_dir, resume, quiet, tensorboard):
+def _pretrained_widened_backbone(
+    cfg: TrainConfig, train: PreparedData, val: PreparedData | None, run_dir: Path, resume: bool, quiet: bool,
+    tensorboard: bool,
+) -> Backbone:
+    """Stages 1 and 2: the Siamese-pre-trained backbone (trained now, or loaded when done), widened."""
     pre_dir = run_dir / PRETRAIN_DIR
     pre_model = pre_dir / "model.pt"
     if cfg.pretrain_epochs > 0 and not pre_model.exists():
