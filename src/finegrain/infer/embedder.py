@@ -25,6 +25,10 @@ class Preprocess:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
+    def to_dict(self) -> dict:
+        """The form stored in a model file's ``extra["preprocess"]``."""
+        return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std)}
+
     def to_tensor(self, images: np.ndarray) -> torch.Tensor:
         """uint8 N×H×W×3 → normalised float N×3×H×W."""
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)

@@ -18,10 +18,13 @@ FORMAT = "finegrain-model"
 VERSION = 1
 
 
-class EmbeddingModel(nn.Module):
-    """Images ``[B, 3, H, W]`` -> unit-norm embeddings ``[B, E]``."""
+class BackboneWithHead(nn.Module):
+    """``head(backbone.forward_features(x))``; the head's ``fc`` must read the backbone's features.
 
-    def __init__(self, backbone: Backbone, head: EmbeddingHead) -> None:
+    Net2Net grows such a model through ``backbone`` and ``head.fc``.
+    """
+
+    def __init__(self, backbone: Backbone, head: nn.Module) -> None:
         super().__init__()
         if head.fc.in_features != backbone.num_features:
             raise ConfigError(
@@ -31,14 +34,21 @@ class EmbeddingModel(nn.Module):
         self.backbone = backbone
         self.head = head
 
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone.forward_features(x))
+
+
+class EmbeddingModel(BackboneWithHead):
+    """Images ``[B, 3, H, W]`` -> unit-norm embeddings ``[B, E]``."""
+
+    head: EmbeddingHead
+
     @property
     def embedding_size(self) -> int:
         return self.head.embedding_size
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.backbone.forward_features(x))
-
-    embed = forward
+    def embed(self, x: Tensor) -> Tensor:
+        return self(x)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -48,21 +58,10 @@ class EmbeddingModel(nn.Module):
         }
 
 
-class ScoringModel(nn.Module):
+class ScoringModel(BackboneWithHead):
     """Images ``[B, 3, H, W]`` -> one score per image ``[B]`` (regression against human ratings)."""
 
-    def __init__(self, backbone: Backbone, head: RegressionHead) -> None:
-        super().__init__()
-        if head.fc.in_features != backbone.num_features:
-            raise ConfigError(
-                f"head in_features {head.fc.in_features} does not match the backbone's "
-                f"num_features {backbone.num_features}"
-            )
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.backbone.forward_features(x))
+    head: RegressionHead
 
     def config(self) -> dict[str, Any]:
         return {"kind": "score", "backbone": self.backbone.config(), "head": self.head.config()}

@@ -83,8 +83,7 @@ class EmbedTask:
         """What a saved model needs to be used without the training flags."""
         return {
             "task": "embed",
-            "preprocess": {"image_size": self.cfg.image_size, "mean": list(self.preprocess.mean),
-                           "std": list(self.preprocess.std)},
+            "preprocess": self.preprocess.to_dict(),
             "train_config": self.cfg.to_dict(),
             "num_train_classes": int(len(np.unique(self.train_data.labels))),
         }

@@ -20,6 +20,7 @@ from finegrain.data import (
 )
 from finegrain.eval.regression import regression_metrics
 from finegrain.infer.embedder import Preprocess
+from finegrain.infer.scorer import Scorer
 from finegrain.models import ScoringModel, model_from_config
 
 
@@ -68,18 +69,12 @@ class ScoreTask:
     def on_epoch_start(self, epoch: int, epochs: int) -> dict[str, float]:
         return {}
 
-    @torch.no_grad()
-    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        self.model.eval()
-        out = [self.model(self.preprocess.to_tensor(images[i : i + batch_size])).numpy()
-               for i in range(0, len(images), batch_size)]
-        self.model.train()
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
-
     def validate(self) -> dict[str, float]:
         if self.val_data is None:
             return {}
-        return regression_metrics(self.predict(self.val_data.images.array()), self.val_data.scores)
+        # The trainer puts the model back in train mode at the start of every epoch.
+        predicted = Scorer(self.model, self.preprocess).score_array(self.val_data.images.array())
+        return regression_metrics(predicted, self.val_data.scores)
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -94,8 +89,7 @@ class ScoreTask:
     def model_extra(self) -> dict[str, Any]:
         return {
             "task": "score",
-            "preprocess": {"image_size": self.cfg.image_size, "mean": list(self.preprocess.mean),
-                           "std": list(self.preprocess.std)},
+            "preprocess": self.preprocess.to_dict(),
             "train_config": self.cfg.to_dict(),
             "score_range": [float(self.train_data.scores.min()), float(self.train_data.scores.max())],
         }
