@@ -4,7 +4,7 @@ import pytest
 
 from finegrain.cli import build_parser, main
 
-SUBCOMMANDS = ["train", "eval", "oneshot", "index", "search", "demo"]
+SUBCOMMANDS = ["train", "eval", "score", "oneshot", "index", "search", "demo"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
