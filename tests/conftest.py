@@ -68,3 +68,42 @@ def shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not available: {path} (the shared data folder sits beside the repository)")
     return path
+
+
+def _train_cli(data: Path, out: Path, *args: str, wait: bool = True, timeout: float = 300):
+    """``finegrain train DATA --out OUT ARGS`` in a subprocess (a process that a test can SIGKILL)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "finegrain.cli", "train", str(data), "--out", str(out), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    if wait:
+        _, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, err.decode()
+    return proc
+
+
+def _kill_at_first_checkpoint(proc, run_dir: Path, timeout: float = 300) -> None:
+    """SIGKILL ``proc`` as soon as ``run_dir/checkpoint.pt`` appears, and check it had not finished."""
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while not (run_dir / "checkpoint.pt").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "model.pt").exists(), "the run finished before it could be killed"
+
+
+@pytest.fixture
+def train_cli():
+    """The ``finegrain train`` subprocess runner (a fixture, so tests need no import path to conftest)."""
+    return _train_cli
+
+
+@pytest.fixture
+def kill_at_first_checkpoint():
+    return _kill_at_first_checkpoint

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import pytest
 import torch
 
@@ -16,33 +10,20 @@ ARGS = ["--backbone", "conv4", "--image-size", "16", "--embedding-size", "16", "
         "--no-progress", "--augment", "light"]
 
 
-def _train(data, out, *extra, wait=True):
-    cmd = [sys.executable, "-m", "finegrain.cli", "train", str(data), "--out", str(out), *ARGS, *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
-    if wait:
-        out_, err = proc.communicate(timeout=240)
-        assert proc.returncode == 0, err.decode()
-    return proc
-
-
 def _weights(run):
     return torch.load(run / "model.pt", weights_only=True)["state_dict"]
 
 
 @pytest.mark.slow
-def test_killed_then_resumed_run_matches_uninterrupted_run(class_folder, tmp_path):
+def test_killed_then_resumed_run_matches_uninterrupted_run(class_folder, tmp_path, train_cli,
+                                                            kill_at_first_checkpoint):
+    def _train(data, out, *extra, wait=True):
+        return train_cli(data, out, *ARGS, *extra, wait=wait, timeout=240)
+
     _train(class_folder, tmp_path / "straight", "--epochs", "3")
 
     killed = tmp_path / "killed"
-    proc = _train(class_folder, killed, "--epochs", "3", wait=False)
-    deadline = time.time() + 240
-    while not (killed / "checkpoint.pt").exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.time() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "model.pt").exists(), "the run finished before it could be killed"
+    kill_at_first_checkpoint(_train(class_folder, killed, "--epochs", "3", wait=False), killed, timeout=240)
     epochs_before = torch.load(killed / "checkpoint.pt", weights_only=False)["epoch"]
     assert epochs_before < 2
 

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -110,28 +105,15 @@ ARGS = ["--task", "score", "--backbone", "conv4", "--image-size", "16", "--width
         "--val", "0", "--workers", "0", "--threads", "1", "--no-progress", "--augment", "light", "--seed", "5"]
 
 
-def _train_cli(data, out, *extra, wait=True):
-    cmd = [sys.executable, "-m", "finegrain.cli", "train", str(data), "--out", str(out), *ARGS, *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
-    if wait:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err.decode()
-    return proc
-
-
 @pytest.mark.slow
-def test_staged_run_killed_in_fine_tuning_resumes_to_the_same_weights(score_list, tmp_path):
+def test_staged_run_killed_in_fine_tuning_resumes_to_the_same_weights(score_list, tmp_path, train_cli,
+                                                                      kill_at_first_checkpoint):
+    def _train_cli(data, out, *extra, wait=True):
+        return train_cli(data, out, *ARGS, *extra, wait=wait)
+
     _train_cli(score_list, tmp_path / "straight")
     killed = tmp_path / "killed"
-    proc = _train_cli(score_list, killed, wait=False)
-    deadline = time.time() + 300
-    while not (killed / "checkpoint.pt").exists():  # stage 3's first checkpoint
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.time() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "model.pt").exists(), "the run finished before it could be killed"
+    kill_at_first_checkpoint(_train_cli(score_list, killed, wait=False), killed)  # stage 3's first checkpoint
     _train_cli(score_list, killed, "--resume")
     straight = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
     resumed = torch.load(killed / "model.pt", weights_only=True)

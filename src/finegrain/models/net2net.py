@@ -21,6 +21,8 @@ for any activation in MobileNetV2 (no activation after the sum) and for ReLU in 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -67,7 +69,7 @@ def _split_columns(weight: Tensor, mapping: Tensor, counts: Tensor, noise: float
 def widen_group(
     group: WidthGroup,
     new_width: int,
-    head_inputs: list[nn.Linear] = (),  # type: ignore[assignment]
+    head_inputs: Sequence[nn.Linear] = (),
     noise: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> None:
