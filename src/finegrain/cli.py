@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from finegrain.config import TrainConfig, flag
+from finegrain.detect.commands import add_detection_commands
 from finegrain.errors import FinegrainError
 
 _TYPES = {"str": str, "int": int, "float": float}
@@ -153,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=20, help="matches per query (default: 20)")
     p.add_argument("--json", dest="as_json", action="store_true", help="print JSON")
 
+    add_detection_commands(sub)
+
     p = sub.add_parser("demo", help="train and evaluate on the bundled Omniglot subset (about 2 minutes)")
     p.add_argument("--out", default="demo-report", help="report folder (default: demo-report)")
     p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs (for a quick look)")
@@ -162,7 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
+    handler = args.pop("_handler", None)
+    if args.get("action"):
+        command = f"{command} {args.pop('action')}"
     try:
+        if handler is not None:
+            return handler(**args)
         if command == "train":
             resume = args.pop("resume")
             return cmd_train(TrainConfig(**args).validate(), resume=resume)

@@ -1,0 +1,52 @@
+"""Train the face detector bundled with finegrain (``src/finegrain/assets/face_detector.pt``).
+
+Positives: the 6,713 Caltech web-face crops (36×36 grey) and every LFW image, whose faces are centred
+(LFW was cut around OpenCV Viola–Jones detections: on these 112-pixel crops the detector's box is a square of
+side 71 centred at (56, 56)). Negatives: the 275 non-face scenes of ``cmu-mit-faces``. Nothing from the CMU+MIT
+*test* scenes is used.
+
+    .venv/bin/python scripts/train_default_detector.py [--out PATH] [--resume]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from finegrain.detect.sources import read_annotated_faces, read_face_crops, read_scenes
+from finegrain.detect.store import bundled_detector_path
+from finegrain.detect.train import DetectorTrainConfig, train_detector
+from finegrain.utils import atomic_write_text
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LFW_BOX = (20.5, 20.5, 91.5, 91.5)
+
+
+def lfw_annotations(path: Path) -> Path:
+    """A box-list file with LFW's centred face box for every LFW image."""
+    images = sorted((DATA / "lfw" / "images").glob("*/*.jpg"))
+    lines = [f"{p.relative_to(DATA / 'lfw' / 'images')} {' '.join(map(str, LFW_BOX))}" for p in images]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(bundled_detector_path()))
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--lfw-every", type=int, default=1, help="use every n-th LFW image")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    annotations = lfw_annotations(Path(args.out).with_suffix(".lfw-boxes.txt"))
+    faces = read_face_crops(DATA / "cmu-mit-faces" / "caltech_faces" / "Caltech_CropFaces")
+    faces += read_annotated_faces(annotations, DATA / "lfw" / "images")[:: args.lfw_every]
+    scenes = read_scenes(DATA / "cmu-mit-faces" / "train_non_face_scenes")
+    print(f"{len(faces)} faces, {len(scenes)} non-face scenes", flush=True)
+    train_detector(faces, scenes, DetectorTrainConfig(out=args.out), resume=args.resume)
+    annotations.unlink()
+    print(f"wrote {args.out} in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The cascade's six small networks, on grey windows of 12, 24 and 48 pixels.
+
+Detection nets answer face / not face (2 logits); calibration nets answer which of the 45 displacement patterns
+produced the window (45 logits). Inputs are grey pixel values in 0–255; each net centres and scales them
+itself, so callers never need to know the normalisation.
+
+The 12-net is written fully convolutionally (its "fully connected" layer is a 4×4 convolution), so the same
+weights score one 12×12 window or every window of a whole image at stride 2 in one pass.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from finegrain.detect.calibration import NUM_PATTERNS
+
+SIZES = (12, 24, 48)
+
+
+STRIDE_12 = 2  # the 12-net's output cells are 2 input pixels apart
+
+
+class _Normalise(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - 127.5) / 64.0
+
+
+def _conv(cin: int, cout: int, k: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class Detect12(nn.Module):
+    """conv 3×3 → max-pool 3/2 → "fc" (4×4 conv) → 2 logits; a 12×12 input gives a 1×1 output."""
+
+    size = 12
+
+    def __init__(self, channels: int = 16):
+        super().__init__()
+        self.body = nn.Sequential(
+            _Normalise(), *_conv(1, channels, 3), nn.MaxPool2d(3, 2),
+            nn.Conv2d(channels, channels, 4), nn.ReLU(inplace=True), nn.Conv2d(channels, 2, 1),
+        )
+
+    def score_map(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, H, W)`` → logits ``(N, 2, (H − 12)//2 + 1, (W − 12)//2 + 1)``: one cell per 12×12 window."""
+        height, width = x.shape[-2:]
+        # The receptive field is 11 pixels, so an image can yield one more cell than whole 12-pixel windows
+        # fit; drop it so every cell is exactly one window.
+        return self.body(x)[..., : (height - 12) // STRIDE_12 + 1, : (width - 12) // STRIDE_12 + 1]
+
+    @torch.no_grad()
+    def face_probability_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Face probability of every 12×12 window of ``(1, 1, H, W)``: the softmax of ``score_map``, computed
+        with normalisation and batch norm folded into the first convolution, and channels-last pooling, which
+        is several times faster on a CPU (the detector's hot loop)."""
+        _, conv1, norm, _, _, conv2, _, conv3 = self.body
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        w1 = conv1.weight * (scale / 64.0)[:, None, None, None]
+        b1 = (conv1.bias - 127.5 / 64.0 * conv1.weight.sum(dim=(1, 2, 3)) - norm.running_mean) * scale + norm.bias
+        y = F.relu_(F.conv2d(x, w1, b1)).contiguous(memory_format=torch.channels_last)
+        y = F.relu_(F.conv2d(F.max_pool2d(y, 3, 2), conv2.weight, conv2.bias))
+        # softmax over two logits = sigmoid of their difference: one 1×1 convolution instead of two.
+        margin = F.conv2d(y, conv3.weight[1:] - conv3.weight[:1], conv3.bias[1:] - conv3.bias[:1])
+        height, width = x.shape[-2:]
+        return torch.sigmoid(margin)[:, 0, : (height - 12) // STRIDE_12 + 1, : (width - 12) // STRIDE_12 + 1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of 12×12 windows → ``(N, 2)`` logits."""
+        if x.shape[-2:] != (12, 12):
+            raise ValueError(f"Detect12 takes 12×12 windows (use score_map for images), got {tuple(x.shape[-2:])}")
+        return self.body(x).flatten(1)
+
+
+class _WindowNet(nn.Module):
+    """Convolutional features → hidden layer → ``outputs`` logits, for fixed-size windows."""
+
+    size: int
+
+    def __init__(self, features: nn.Sequential, feature_dim: int, hidden: int, outputs: int):
+        super().__init__()
+        self.features = nn.Sequential(_Normalise(), *features)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(feature_dim, hidden), nn.ReLU(inplace=True),
+                                  nn.Dropout(0.3), nn.Linear(hidden, outputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.size, self.size):
+            raise ValueError(f"{type(self).__name__} takes {self.size}×{self.size} windows, got {tuple(x.shape[-2:])}")
+        return self.head(self.features(x))
+
+
+def _features_12(channels: int) -> tuple[nn.Sequential, int]:
+    return nn.Sequential(*_conv(1, channels, 3), nn.MaxPool2d(3, 2)), channels * 4 * 4
+
+
+def _features_24(channels: int) -> tuple[nn.Sequential, int]:
+    # 24 → conv 20 → pool 9 → conv 7 → pool 3
+    layers = [*_conv(1, channels, 5), nn.MaxPool2d(3, 2), *_conv(channels, channels, 3), nn.MaxPool2d(3, 2)]
+    return nn.Sequential(*layers), channels * 3 * 3
+
+
+def _features_48(channels: int) -> tuple[nn.Sequential, int]:
+    # 48 → conv 44 → pool 21 → conv 19 → pool 9 → conv 7 → pool 3
+    layers = [*_conv(1, channels // 2, 5), nn.MaxPool2d(3, 2), *_conv(channels // 2, channels, 3), nn.MaxPool2d(3, 2),
+              *_conv(channels, channels, 3), nn.MaxPool2d(3, 2)]
+    return nn.Sequential(*layers), channels * 3 * 3
+
+
+class Calibrate12(_WindowNet):
+    size = 12
+
+    def __init__(self, channels: int = 16, hidden: int = 128):
+        super().__init__(*_features_12(channels), hidden, NUM_PATTERNS)
+
+
+class Detect24(_WindowNet):
+    size = 24
+
+    def __init__(self, channels: int = 32, hidden: int = 128):
+        super().__init__(*_features_24(channels), hidden, 2)
+
+
+class Calibrate24(_WindowNet):
+    size = 24
+
+    def __init__(self, channels: int = 32, hidden: int = 64):
+        super().__init__(*_features_24(channels), hidden, NUM_PATTERNS)
+
+
+class Detect48(_WindowNet):
+    size = 48
+
+    def __init__(self, channels: int = 64, hidden: int = 256):
+        super().__init__(*_features_48(channels), hidden, 2)
+
+
+class Calibrate48(_WindowNet):
+    size = 48
+
+    def __init__(self, channels: int = 64, hidden: int = 256):
+        super().__init__(*_features_48(channels), hidden, NUM_PATTERNS)
+
+
+NETS: dict[str, type[nn.Module]] = {
+    "detect12": Detect12, "calibrate12": Calibrate12,
+    "detect24": Detect24, "calibrate24": Calibrate24,
+    "detect48": Detect48, "calibrate48": Calibrate48,
+}

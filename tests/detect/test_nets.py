@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+from finegrain.detect.nets import NETS, Detect12
+from finegrain.detect.windows import grid_windows, level_patches
+
+
+@pytest.fixture
+def trained_looking_12net():
+    torch.manual_seed(0)
+    net = Detect12()
+    for module in net.modules():  # non-trivial batch-norm statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+@pytest.mark.parametrize("shape", [(12, 12), (13, 13), (40, 57), (101, 64)])
+def test_fully_convolutional_12net_equals_the_12net_on_every_window(trained_looking_12net, shape):
+    image = torch.rand(1, 1, *shape) * 255
+    with torch.no_grad():
+        dense = trained_looking_12net.score_map(image)[0]  # (2, rows, cols)
+        rows, cols = np.meshgrid(np.arange(dense.shape[1]), np.arange(dense.shape[2]), indexing="ij")
+        rows, cols = rows.ravel(), cols.ravel()
+        windows = torch.stack([image[0, :, 2 * r : 2 * r + 12, 2 * c : 2 * c + 12] for r, c in zip(rows, cols)])
+        one_by_one = trained_looking_12net(windows)
+    assert dense.shape[1:] == ((shape[0] - 12) // 2 + 1, (shape[1] - 12) // 2 + 1)
+    torch.testing.assert_close(dense[:, rows, cols].T, one_by_one, rtol=1e-5, atol=1e-5)
+    # The fast path (folded batch norm, channels-last pooling) gives the same probabilities.
+    torch.testing.assert_close(trained_looking_12net.face_probability_map(image)[0],
+                               torch.softmax(dense, dim=0)[1], rtol=1e-4, atol=1e-5)
+    # The vectorised patch extraction cuts the very same windows.
+    torch.testing.assert_close(level_patches(image, rows, cols), windows)
+
+
+def test_grid_windows_map_cells_back_to_original_pixels():
+    boxes = grid_windows((100, 100), np.array([0, 3]), np.array([5, 0]), scale=0.5)
+    np.testing.assert_allclose(boxes, [[20, 0, 44, 24], [0, 12, 24, 36]])
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_each_net_gives_the_right_outputs_and_gradients(name):
+    net = NETS[name]()
+    size = int(name[-2:])
+    x = (torch.rand(4, 1, size, size) * 255).requires_grad_()
+    out = net(x)
+    assert out.shape == (4, 2 if name.startswith("detect") else 45)
+    out.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_window_nets_refuse_the_wrong_size(name):
+    size = int(name[-2:])
+    with pytest.raises(ValueError, match=f"{size}×{size}"):
+        NETS[name]()(torch.zeros(1, 1, size + 4, size + 4))
