@@ -33,3 +33,22 @@ def test_python_api_example_runs(tmp_path, monkeypatch, capsys):
     assert np.allclose(np.linalg.norm(namespace["vectors"], axis=1), 1.0, atol=1e-5)
     assert namespace["accuracy"] > 0.3  # chance is 0.05
     assert "20-way one-shot accuracy" in capsys.readouterr().out
+
+
+def test_face_detection_example_runs(tmp_path, monkeypatch, capsys):
+    import cv2
+
+    shared_data = README.parents[1] / "shared" / "data"
+    scene = shared_data / "cmu-mit-faces" / "test_scenes" / "test_jpg" / "voyager.jpg"
+    monkeypatch.chdir(tmp_path)
+    if scene.is_file():  # three faces in a real photo
+        cv2.imwrite("group-photo.jpg", cv2.imread(str(scene)))
+    else:  # still runs the example as written, on an image without faces
+        cv2.imwrite("group-photo.jpg", np.full((120, 160, 3), 90, np.uint8))
+    namespace: dict = {}
+    exec(compile(_python_blocks()[1], str(README), "exec"), namespace)
+    faces = namespace["faces"]
+    assert all(f.crop.shape == (112, 112, 3) for f in faces)
+    if scene.is_file():
+        assert len(faces) >= 2
+        assert len(capsys.readouterr().out.splitlines()) == len(faces)

@@ -64,7 +64,7 @@ def cmd_detect(images: list[str], detector: str | None = None, as_json: bool = F
 
 def cmd_detector_train(out: str, faces: list[str] | None = None, annotations: list[str] | None = None,
                        images: list[str] | None = None, negatives: list[str] | None = None, resume: bool = False,
-                       **options) -> int:
+                       crop_box: str = "0,0,1,1", **options) -> int:
     from finegrain.detect.sources import read_annotated_faces, read_face_crops, read_scenes
     from finegrain.detect.train import DetectorTrainConfig, train_detector
     from finegrain.errors import ConfigError
@@ -73,7 +73,13 @@ def cmd_detector_train(out: str, faces: list[str] | None = None, annotations: li
     if len(annotations) != len(images):
         raise ConfigError(f"--annotations and --images come in pairs: got {len(annotations)} and {len(images)}")
     cfg = DetectorTrainConfig(out=out, **{k: v for k, v in options.items() if v is not None}).validate()
-    face_images = [f for folder in faces or [] for f in read_face_crops(folder)]
+    try:
+        box = tuple(float(v) for v in crop_box.split(","))
+        if len(box) != 4:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"--crop-box: expected four fractions x1,y1,x2,y2, got {crop_box!r}") from None
+    face_images = [f for folder in faces or [] for f in read_face_crops(folder, box)]
     face_images += [f for a, i in zip(annotations, images) for f in read_annotated_faces(a, i)]
     scenes = [s for folder in negatives or [] for s in read_scenes(folder)]
     path = train_detector(face_images, scenes, cfg, resume=resume)
@@ -81,7 +87,7 @@ def cmd_detector_train(out: str, faces: list[str] | None = None, annotations: li
     return 0
 
 
-def cmd_detector_eval(annotations: str, images: str, detector: str | None = None, out: str | None = None,
+def cmd_detector_eval(annotations: str, images: str, detector: str | None = None, out: str = "detector-eval",
                       min_face: float | None = None) -> int:
     from finegrain.detect.evaluate import evaluate_detector
     from finegrain.detect.store import load_cascade
@@ -109,6 +115,8 @@ def add_detection_commands(sub: argparse._SubParsersAction) -> None:
     p = detector.add_parser("train", help="train the 12/24/48 cascade and its calibration nets")
     p.add_argument("--out", required=True, help="detector file to write")
     p.add_argument("--faces", action="append", help="folder of face crops (repeatable)")
+    p.add_argument("--crop-box", default="0,0,1,1",
+                   help="where the face box lies in each --faces crop, as fractions x1,y1,x2,y2 (default: 0,0,1,1)")
     p.add_argument("--annotations", action="append", help="box file (list or COCO JSON) for the next --images")
     p.add_argument("--images", action="append", help="folder the preceding --annotations refer to")
     p.add_argument("--negatives", action="append", help="folder of images without faces (repeatable)")
@@ -123,6 +131,6 @@ def add_detection_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("detector", nargs="?", help="detector file (default: the bundled one)")
     p.add_argument("--annotations", required=True, help="box file: '<image> x1 y1 x2 y2' lines or COCO JSON")
     p.add_argument("--images", required=True, help="folder the annotations refer to")
-    p.add_argument("--out", help="folder for metrics.json and roc.png")
+    p.add_argument("--out", default="detector-eval", help="folder for metrics.json, roc.png")
     p.add_argument("--min-face", type=float, help="smallest face to look for (default: the detector's)")
     p.set_defaults(_handler=cmd_detector_eval)

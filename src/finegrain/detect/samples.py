@@ -13,17 +13,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from finegrain.detect.boxes import square
+from finegrain.detect.boxes import iou_matrix, square
 from finegrain.detect.calibration import NUM_PATTERNS, PATTERNS, displace
 from finegrain.detect.windows import crop_windows, octaves
 
 
 @dataclass
 class FaceImage:
-    """A grey image and the square face windows in it (``x1 y1 x2 y2``)."""
+    """A grey image and the square face windows in it (``x1 y1 x2 y2``).
+
+    ``context`` says whether the image shows what lies around the face; a tight crop does not, so it serves as
+    a positive but not as a calibration sample (a displaced window would read invented border pixels).
+    """
 
     grey: np.ndarray
     boxes: np.ndarray
+    context: bool = True
 
 
 def face_window(boxes: np.ndarray) -> np.ndarray:
@@ -82,14 +87,40 @@ def positive_windows(faces: Sequence[FaceImage], size: int, copies: int, rng: np
 
 def calibration_windows(faces: Sequence[FaceImage], size: int, copies: int,
                         rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Windows displaced from each face by a random pattern (``copies`` per face), labelled by the pattern."""
+    """Windows displaced from each face by a random pattern (``copies`` per face), labelled by the pattern.
+
+    Faces without context are used only when no face has any.
+    """
     windows, labels = [], []
+    if any(face.context for face in faces):
+        faces = [face for face in faces if face.context]
     for face in faces:
         pattern = rng.integers(0, NUM_PATTERNS, len(face.boxes) * copies)
         boxes = _jitter(np.repeat(face.boxes, copies, axis=0), rng, 0.01, 0.01)
         windows.append(crop_windows(octaves(face.grey), displace(boxes, PATTERNS[pattern]), size))
         labels.append(pattern)
     return photometric(torch.cat(windows), rng), torch.from_numpy(np.concatenate(labels)).long()
+
+
+def offset_windows(faces: Sequence[FaceImage], size: int, copies: int, rng: np.random.Generator,
+                   max_iou: float = 0.3) -> torch.Tensor:
+    """Negatives around faces: windows half off a face, or far too large or small for it (IoU < ``max_iou``).
+
+    Without them the last stage scores a window holding a face and its shoulders as highly as the face itself,
+    and every such window is a false positive. Only faces with context give them.
+    """
+    out = []
+    for face in (f for f in faces if f.context):
+        boxes = np.repeat(face.boxes, copies * 4, axis=0)  # candidates; about half survive the IoU test
+        side = boxes[:, 2:3] - boxes[:, 0:1]
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + rng.uniform(-0.6, 0.6, (len(boxes), 2)) * side
+        half = side * np.exp(rng.uniform(np.log(0.5), np.log(2.0), (len(boxes), 1))) / 2
+        windows = np.concatenate([centre - half, centre + half], axis=1)
+        overlap = np.array([iou_matrix(w[None], b[None])[0, 0] for w, b in zip(windows, boxes)])
+        windows = windows[overlap < max_iou][: copies * len(face.boxes)]
+        if len(windows):
+            out.append(crop_windows(octaves(face.grey), windows, size))
+    return photometric(torch.cat(out), rng) if out else torch.zeros(0, 1, size, size)
 
 
 def random_windows(scenes: Sequence[np.ndarray], size: int, count: int, rng: np.random.Generator,

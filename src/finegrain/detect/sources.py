@@ -11,7 +11,7 @@ from finegrain.data.sources import IMAGE_EXTENSIONS
 from finegrain.detect.annotations import read_annotations
 from finegrain.detect.samples import FaceImage, face_window
 from finegrain.detect.windows import to_grey
-from finegrain.errors import DataError, Problem
+from finegrain.errors import ConfigError, DataError, Problem
 from finegrain.utils import progress_bar
 
 
@@ -37,10 +37,19 @@ def _read_greys(paths: list[Path], what: str) -> list[np.ndarray]:
     return greys
 
 
-def read_face_crops(folder: str | Path) -> list[FaceImage]:
-    """Each image is one face filling the frame (like the Caltech crops)."""
+FULL_CROP = (0.0, 0.0, 1.0, 1.0)
+
+
+def read_face_crops(folder: str | Path, face_box: tuple[float, float, float, float] = FULL_CROP) -> list[FaceImage]:
+    """Each image is one face crop; ``face_box`` is where the face's box lies in every crop, as fractions of its
+    width and height (default: the whole crop). Crops from different sources frame faces differently, and a
+    detector learns one framing: this maps each source onto it."""
+    x1, y1, x2, y2 = face_box
+    if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+        raise ConfigError(f"--crop-box: needs 0 ≤ x1 < x2 ≤ 1 and 0 ≤ y1 < y2 ≤ 1, got {face_box}")
     greys = _read_greys(image_files(folder), "face crop")
-    return [FaceImage(g, face_window(np.array([[0, 0, g.shape[1], g.shape[0]]], dtype=np.float64))) for g in greys]
+    fractions = np.array([[x1, y1, x2, y2]])
+    return [FaceImage(g, face_window(fractions * ([g.shape[1], g.shape[0]] * 2)), context=False) for g in greys]
 
 
 def read_annotated_faces(annotations: str | Path, images: str | Path) -> list[FaceImage]:

@@ -25,12 +25,12 @@ ORDER = ("detect12", "calibrate12", "calibrate24", "calibrate48", "detect24", "d
 @dataclass
 class DetectorTrainConfig:
     out: str
-    epochs: int = 6
+    epochs: int = 5
     batch_size: int = 256
     lr: float = 2e-3
     positives_per_face: int = 2
     calibration_per_face: int = 3
-    random_negatives: int = 150_000  # for the 12-net; later nets get half as many beside their hard negatives
+    random_negatives: int = 150_000  # for the 12-net; later nets get a quarter as many beside their hard negatives
     hard_negatives: int = 100_000  # at most, per later stage
     min_face_mining: float = 16.0
     seed: int = 0
@@ -120,8 +120,11 @@ def _data(name: str, cascade: Cascade, faces: list[FaceImage], scenes: list[np.n
             splits = np.cumsum([len(b) for b in hard])[:-1]
             hard = [b[k] for b, k in zip(hard, np.split(keep, splits))]
         print(f"{name}: {sum(len(b) for b in hard)} hard negatives from {len(scenes)} scenes", flush=True)
-        negatives = torch.cat([samples.cut(scenes, hard, size, rng),
-                               samples.random_windows(scenes, size, cfg.random_negatives // 2, rng)])
+        negatives = [samples.cut(scenes, hard, size, rng),
+                     samples.random_windows(scenes, size, cfg.random_negatives // 4, rng)]
+        if size == 48:  # the last stage also learns to reject windows that hold only part of a face
+            negatives.append(samples.offset_windows(faces, size, 1, rng))
+        negatives = torch.cat(negatives)
     x = torch.cat([_u8(positives), _u8(negatives)])
     y = torch.cat([torch.ones(len(positives), dtype=torch.long), torch.zeros(len(negatives), dtype=torch.long)])
     return x, y
