@@ -28,8 +28,8 @@ class CascadeSettings:
 
     min_face: float = 24.0  # smallest face searched for, in pixels
     scale_factor: float = 0.79  # pyramid step
-    threshold_12: float = 0.3
-    threshold_24: float = 0.3
+    threshold_12: float = 0.8
+    threshold_24: float = 0.5
     threshold_48: float = 0.1  # low on purpose: the final score ranks the rest
     nms_12: float = 0.5  # IoU above which the weaker of two windows is dropped
     nms_24: float = 0.5
