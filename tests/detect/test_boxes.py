@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from finegrain.detect.boxes import iou_matrix, nms, scale_boxes, square
+from finegrain.detect.boxes import iou_matrix, nms, paired_iou, scale_boxes, square
 
 
 def brute_iou(a, b):
@@ -52,6 +52,12 @@ def test_nms_matches_brute_force(threshold, seed):
     scores = rng.random(200)
     scores[:10] = scores[10:20]  # ties must break the same way (lower index first)
     assert nms(boxes, scores, threshold).tolist() == brute_nms(boxes, scores, threshold)
+
+
+def test_paired_iou_is_the_diagonal_of_the_matrix():
+    rng = np.random.default_rng(9)
+    a, b = random_boxes(rng, 25), random_boxes(rng, 25)
+    np.testing.assert_allclose(paired_iou(a, b), np.diag(iou_matrix(a, b)))
 
 
 def test_nms_keeps_the_best_of_a_cluster_and_separate_boxes():

@@ -88,7 +88,7 @@ class Cascade(nn.Module):
             level = torch.from_numpy(resize(grey, scale)).float()[None, None]
             face = self.nets["detect12"].face_probability_map(level)[0].numpy()
             rows, cols = np.nonzero(face > s.threshold_12)
-            boxes.append(grid_windows(level.shape[-2:], rows, cols, scale, 12, STRIDE_12))
+            boxes.append(grid_windows(rows, cols, scale, 12, STRIDE_12))
             scores.append(face[rows, cols])
             patches.append(level_patches(level, rows, cols, 12, STRIDE_12))
         if not boxes or not sum(len(b) for b in boxes):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from finegrain.detect.boxes import iou_matrix, square
+from finegrain.detect.boxes import paired_iou, square
 from finegrain.detect.calibration import NUM_PATTERNS, PATTERNS, displace
 from finegrain.detect.windows import crop_windows, octaves
 
@@ -116,8 +116,7 @@ def offset_windows(faces: Sequence[FaceImage], size: int, copies: int, rng: np.r
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + rng.uniform(-0.6, 0.6, (len(boxes), 2)) * side
         half = side * np.exp(rng.uniform(np.log(0.5), np.log(2.0), (len(boxes), 1))) / 2
         windows = np.concatenate([centre - half, centre + half], axis=1)
-        overlap = np.array([iou_matrix(w[None], b[None])[0, 0] for w, b in zip(windows, boxes)])
-        windows = windows[overlap < max_iou][: copies * len(face.boxes)]
+        windows = windows[paired_iou(windows, boxes) < max_iou][: copies * len(face.boxes)]
         if len(windows):
             out.append(crop_windows(octaves(face.grey), windows, size))
     return photometric(torch.cat(out), rng) if out else torch.zeros(0, 1, size, size)

@@ -69,8 +69,7 @@ def crop_windows(levels: list[torch.Tensor], boxes: np.ndarray, size: int) -> to
     return out
 
 
-def grid_windows(level_shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray, scale: float,
-                 window: int = 12, stride: int = 2) -> np.ndarray:
+def grid_windows(rows: np.ndarray, cols: np.ndarray, scale: float, window: int = 12, stride: int = 2) -> np.ndarray:
     """Boxes, in original pixels, of the 12-net output cells ``(rows, cols)`` of a pyramid level at ``scale``."""
     x1 = cols * stride / scale
     y1 = rows * stride / scale

@@ -39,25 +39,21 @@ def match_detections(
     iou_threshold: float = 0.5,
 ) -> Matched:
     """``detections``: image → (boxes (N, 4), scores (N,)); ``truth``: image → boxes (M, 4)."""
-    image_of, boxes, scores = [], [], []
-    for name, (b, s) in detections.items():
-        image_of += [name] * len(s)
-        boxes.append(np.asarray(b, dtype=np.float64).reshape(-1, 4))
-        scores.append(np.asarray(s, dtype=np.float64).ravel())
-    boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4))
+    names, scores, rows = [], [], []
+    ious = {}
+    for name, (b, sc) in detections.items():
+        b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+        ious[name] = iou_matrix(b, truth.get(name, np.zeros((0, 4))))
+        names += [name] * len(b)
+        rows.append(np.arange(len(b)))  # each detection's row in its image's IoU matrix
+        scores.append(np.asarray(sc, dtype=np.float64).ravel())
     scores = np.concatenate(scores) if scores else np.zeros(0)
+    row_of = np.concatenate(rows) if rows else np.zeros(0, dtype=int)
     order = np.argsort(-scores, kind="stable")
-    ious = {name: iou_matrix(boxes[[i for i, n in enumerate(image_of) if n == name]], truth.get(name, np.zeros((0, 4))))
-            for name in detections}
-    row_of = {}  # detection index → its row in its image's IoU matrix
-    counters: dict[str, int] = {}
-    for i, name in enumerate(image_of):
-        row_of[i] = counters.get(name, 0)
-        counters[name] = row_of[i] + 1
     taken = {name: np.zeros(len(t), dtype=bool) for name, t in truth.items()}
     true_positive = np.zeros(len(order), dtype=bool)
     for rank, i in enumerate(order):
-        name = image_of[i]
+        name = names[i]
         if name not in taken or not len(taken[name]):
             continue
         iou = np.where(taken[name], -1.0, ious[name][row_of[i]])
