@@ -73,6 +73,7 @@ class Cascade(nn.Module):
         self.settings = (settings or CascadeSettings()).validate()
         self.eval()
 
+    @torch.inference_mode()
     def _probabilities(self, name: str, windows: torch.Tensor) -> np.ndarray:
         net = self.nets[name]
         batch = self.settings.batch_size
