@@ -35,4 +35,5 @@ def test_to_grey_accepts_colour_and_grey():
     colour = np.zeros((4, 4, 3), dtype=np.uint8)
     colour[..., 0] = 255
     assert to_grey(colour).shape == (4, 4) and to_grey(colour)[0, 0] == 76  # 0.299 · 255
-    assert to_grey(colour[..., 0]) is not None
+    grey = colour[..., 0]
+    assert to_grey(grey) is grey  # already grey: passed through, not copied

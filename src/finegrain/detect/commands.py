@@ -38,17 +38,14 @@ def cmd_detect(images: list[str], detector: str | None = None, as_json: bool = F
         if image is None:
             problems.append(faces)
             continue
-        written = []
-        for k, face in enumerate(faces):
+        entries = [face.to_dict() for face in faces]
+        for k, (face, entry) in enumerate(zip(faces, entries)):
             if crops:
-                target = Path(crops) / f"{path.stem}_face{k}.png"
-                _write_image(target, face.crop)
-                written.append(str(target))
+                entry["crop"] = str(Path(crops) / f"{path.stem}_face{k}.png")
+                _write_image(Path(entry["crop"]), face.crop)
         if draw:
             _write_image(Path(draw) / f"{path.stem}_faces.png", draw_faces(image, faces))
-        entry = {"path": str(path), "faces": [f.to_dict() | ({"crop": c} if crops else {})
-                                              for f, c in zip(faces, written or [None] * len(faces))]}
-        report.append(entry)
+        report.append({"path": str(path), "faces": entries})
         if not as_json:
             print(f"{path}: {len(faces)} face(s)")
             for f in faces:
