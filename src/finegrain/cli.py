@@ -15,6 +15,12 @@ from pathlib import Path
 from finegrain.config import TrainConfig, flag
 from finegrain.detect.commands import add_detection_commands
 from finegrain.errors import FinegrainError
+from finegrain.eval.fewshot_commands import add_fewshot_commands
+from finegrain.eval.identify_commands import add_identify_commands
+from finegrain.eval.pseudolabel_commands import add_pseudolabel_commands
+from finegrain.eval.verify_commands import add_verify_commands
+from finegrain.explain.commands import add_explain_commands
+from finegrain.infer.commands import add_inference_commands
 
 _TYPES = {"str": str, "int": int, "float": float}
 
@@ -155,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="as_json", action="store_true", help="print JSON")
 
     add_detection_commands(sub)
+    add_verify_commands(sub)
+    add_fewshot_commands(sub)
+    add_pseudolabel_commands(sub)
+    add_explain_commands(sub)
+    add_identify_commands(sub)
+    add_inference_commands(sub)
 
     p = sub.add_parser("demo", help="train and evaluate on the bundled Omniglot subset (about 2 minutes)")
     p.add_argument("--out", default="demo-report", help="report folder (default: demo-report)")

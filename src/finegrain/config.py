@@ -45,6 +45,8 @@ class TrainConfig:
                                    default=None)
     batch_norm: bool | None = _help("batch norm in the backbone (default: the backbone's; off to score)",
                                     default=None)
+    stem_stride: int | None = _help("resnet: stride of the first conv; 2 makes 64+ px inputs ~5x cheaper",
+                                    default=None)
     embedding_size: int = _help("embedding dimension", default=128)
     pooling: str = _help("avg | gem", default="gem")
     image_size: int = _help("images are resized once to this square size", default=64)
@@ -131,6 +133,8 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{flag(name)} must be positive, not {getattr(self, name)}")
+        if self.stem_stride is not None and (self.backbone != "resnet" or self.stem_stride not in (1, 2)):
+            raise ConfigError(f"--stem-stride is a resnet option and must be 1 or 2, not {self.stem_stride}")
         if self.k < 2:
             raise ConfigError(f"--k must be at least 2 (a class needs a positive pair), not {self.k}")
         if self.image_size < 16:

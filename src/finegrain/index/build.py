@@ -29,7 +29,7 @@ def index_gallery(run: Path | str, gallery: Path | str, out: Path | str, root: P
             bar.update(len(paths) + len(bad))
             yield paths, vectors, [labels[p] for p in paths]
 
-    dim = embedder.model.head.embedding_size
+    dim = embedder.embedding_size
     index, added = build_index(batches(), out, dim, model_file)
     bar.close()
     return {"index": str(out), "added": added, "total": len(index), "skipped_bad": [str(p) for p in problems]}

@@ -12,7 +12,12 @@ import torch
 
 from finegrain.data.images import decode_image, resize_square
 from finegrain.errors import DataError, FinegrainError, Problem
-from finegrain.models import EmbeddingModel, load_model
+from finegrain.infer.normalize import FeatureNormalizer
+from finegrain.infer.tta import embed_with_tta, parse_tta
+from finegrain.models import EmbeddingModel
+from finegrain.models.model import FORMAT, model_from_payload, read_payload
+
+META_FORMAT = "finegrain-meta"
 
 MODEL_FILE = "model.pt"
 
@@ -47,23 +52,57 @@ def resolve_model_path(run: Path | str) -> Path:
 
 
 class Embedder:
-    def __init__(self, model: EmbeddingModel, preprocess: Preprocess, batch_size: int = 256, extra: dict | None = None):
+    """Batched embedding with a trained model, optional test-time augmentation and the model's normaliser."""
+
+    def __init__(self, model: EmbeddingModel, preprocess: Preprocess, batch_size: int = 256, extra: dict | None = None,
+                 tta: Sequence[str] = (), normalizer: FeatureNormalizer | None = None):
         self.model = model.eval()
         self.preprocess = preprocess
         self.batch_size = batch_size
         self.extra = dict(extra or {})
+        self.tta = parse_tta(tta)
+        self.normalizer = normalizer
 
     @classmethod
-    def load(cls, run: Path | str, batch_size: int = 256) -> Embedder:
-        model, extra = load_model(resolve_model_path(run))
+    def load(cls, run: Path | str, batch_size: int = 256, tta: str | Sequence[str] | None = None,
+             normalize: bool = True) -> Embedder:
+        """A run folder or model file; a ``finegrain combine`` meta-model loads as a MetaEmbedder.
+
+        ``normalize=False`` ignores a normaliser stored in the file (to fit a new one, or compare).
+        """
+        path = resolve_model_path(run)
+        payload = read_payload(path, formats=(FORMAT, META_FORMAT))
+        if payload["format"] == META_FORMAT:
+            from finegrain.infer.meta import MetaEmbedder
+
+            return MetaEmbedder.from_payload(payload, path, batch_size=batch_size, tta=tta, normalize=normalize)
+        extra = dict(payload.get("extra") or {})
         pre = extra.get("preprocess")
         if not pre:
             raise FinegrainError(f"{run}: the model file has no preprocessing settings")
-        return cls(model, Preprocess(pre["image_size"], tuple(pre["mean"]), tuple(pre["std"])), batch_size, extra)
+        norm = extra.get("normalization") if normalize else None
+        preprocess = Preprocess(pre["image_size"], tuple(pre["mean"]), tuple(pre["std"]))
+        return cls(model_from_payload(payload, path), preprocess, batch_size, extra, tta=parse_tta(tta),
+                   normalizer=FeatureNormalizer.from_dict(norm) if norm else None)
 
     @property
     def image_size(self) -> int:
         return self.preprocess.image_size
+
+    @property
+    def embedding_size(self) -> int:
+        if self.normalizer is not None and self.normalizer.output_size:
+            return self.normalizer.output_size
+        return self.raw_embedding_size
+
+    @property
+    def raw_embedding_size(self) -> int:
+        """The size before the normaliser (a scoring model's output is one number per image)."""
+        return getattr(self.model.head, "embedding_size", 1)
+
+    def _embed_batch(self, images: np.ndarray) -> np.ndarray:
+        """uint8 N×S×S×3 → unit N×E (TTA views averaged), before the normaliser."""
+        return embed_with_tta(self.model, self.preprocess.to_tensor(images), self.tta).numpy()
 
     @torch.no_grad()
     def embed_array(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -75,10 +114,11 @@ class Embedder:
             # A slice of an array is a view; only lists (or cache rows) need stacking.
             chunk = images[start:stop] if isinstance(images, np.ndarray) else np.stack(
                 [images[i] for i in range(start, stop)])
-            out.append(self.model(self.preprocess.to_tensor(chunk)).numpy())
-        if not out:  # a scoring model has no embedding_size: its output is one number per image
-            return np.zeros((0, getattr(self.model.head, "embedding_size", 1)), np.float32)
-        return np.concatenate(out).astype(np.float32, copy=False)
+            out.append(self._embed_batch(chunk))
+        if not out:
+            return np.zeros((0, self.embedding_size), np.float32)
+        emb = np.concatenate(out).astype(np.float32, copy=False)
+        return self.normalizer.transform(emb) if self.normalizer is not None else emb
 
     def embed_paths(
         self, paths: Sequence[Path], batch_size: int | None = None

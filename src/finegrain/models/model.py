@@ -146,8 +146,8 @@ def save_model(
     os.replace(tmp, path)
 
 
-def load_model(path: str | os.PathLike[str]) -> tuple[EmbeddingModel | ScoringModel, dict[str, Any]]:
-    """Rebuild a model written by ``save_model``; returns ``(model in eval mode, extra)``."""
+def read_payload(path: str | os.PathLike[str], formats: tuple[str, ...] = (FORMAT,)) -> dict[str, Any]:
+    """The raw dict of a model file (any of ``formats``), with clear errors for anything else."""
     path = Path(path)
     if not path.is_file():
         raise FinegrainError(f"model file not found: {path}")
@@ -155,14 +155,35 @@ def load_model(path: str | os.PathLike[str]) -> tuple[EmbeddingModel | ScoringMo
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and weights_only errors all mean the same thing to the user
         raise FinegrainError(f"{path} is not a finegrain model file ({type(e).__name__})") from e
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") not in formats:
         raise FinegrainError(f"{path} is not a finegrain model file (no '{FORMAT}' marker)")
     if payload.get("version") != VERSION:
         version = payload.get("version")
         raise FinegrainError(f"{path}: model file version {version!r}; this finegrain reads {VERSION}")
+    return payload
+
+
+def model_from_payload(payload: dict[str, Any], where: str | os.PathLike[str]) -> EmbeddingModel | ScoringModel:
+    """Rebuild the model of a ``save_model`` payload, in eval mode."""
     try:
         model = model_from_config(payload["model_config"])
         model.load_state_dict(payload["state_dict"])
     except (FinegrainError, KeyError, RuntimeError) as e:
-        raise FinegrainError(f"{path}: cannot rebuild the model: {e}") from e
-    return model.eval(), dict(payload.get("extra") or {})
+        raise FinegrainError(f"{where}: cannot rebuild the model: {e}") from e
+    return model.eval()
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[EmbeddingModel | ScoringModel, dict[str, Any]]:
+    """Rebuild a model written by ``save_model``; returns ``(model in eval mode, extra)``."""
+    payload = read_payload(path)
+    return model_from_payload(payload, path), dict(payload.get("extra") or {})
+
+
+def update_extra(path: str | os.PathLike[str], formats: tuple[str, ...] = (FORMAT,), **items: Any) -> None:
+    """Add or replace entries of a model file's ``extra`` (a threshold, a normaliser), atomically."""
+    payload = read_payload(path, formats)
+    payload["extra"] = {**(payload.get("extra") or {}), **items}
+    _check_plain(payload["extra"], "extra")
+    tmp = Path(path).with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
