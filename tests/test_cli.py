@@ -4,7 +4,8 @@ import pytest
 
 from finegrain.cli import build_parser, main
 
-SUBCOMMANDS = ["train", "eval", "score", "oneshot", "index", "search", "demo"]
+SUBCOMMANDS = ["train", "eval", "score", "oneshot", "index", "search", "demo", "verify", "fewshot", "pseudolabel",
+               "normalize", "combine", "explain", "identify", "identification"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

@@ -53,10 +53,11 @@ def cmd_train(cfg: TrainConfig, resume: bool = False) -> int:
     return 0
 
 
-def cmd_eval(run: str, data: str, root: str | None = None, out: str | None = None, skip_bad: bool = False) -> int:
+def cmd_eval(run: str, data: str, root: str | None = None, out: str | None = None, skip_bad: bool = False,
+             tta: str | None = None) -> int:
     from finegrain.eval.evaluate import evaluate_run
 
-    print(json.dumps(evaluate_run(run, data, root=root, out=out, skip_bad=skip_bad), indent=2))
+    print(json.dumps(evaluate_run(run, data, root=root, out=out, skip_bad=skip_bad, tta=tta), indent=2))
     return 0
 
 
@@ -92,10 +93,11 @@ def cmd_oneshot(run: str, runs: str) -> int:
     return 0
 
 
-def cmd_index(run: str, gallery: str, out: str, root: str | None = None, batch_size: int = 256) -> int:
+def cmd_index(run: str, gallery: str, out: str, root: str | None = None, batch_size: int = 256,
+              tta: str | None = None) -> int:
     from finegrain.index.build import index_gallery
 
-    summary = index_gallery(run, gallery, out, root=root, batch_size=batch_size)
+    summary = index_gallery(run, gallery, out, root=root, batch_size=batch_size, tta=tta)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -136,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="folder that relative paths resolve against")
     p.add_argument("--out", help="where to write metrics.json and the grid PNG (default: RUN/eval)")
     p.add_argument("--skip-bad", action="store_true", help="drop unreadable images instead of stopping")
+    p.add_argument("--tta", help="test-time augmentation: a comma list of flip, crops, scales (default: none)")
 
     p = sub.add_parser("score", help="score images with a model trained with --task score")
     p.add_argument("run", help="run folder or model file")
@@ -153,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="index folder")
     p.add_argument("--root", help="folder that relative paths resolve against")
     p.add_argument("--batch-size", type=int, default=256, help="images embedded at a time (default: 256)")
+    p.add_argument("--tta", help="test-time augmentation: a comma list of flip, crops, scales (default: none); "
+                   "searches of this index use the same")
 
     p = sub.add_parser("search", help="top-k most similar gallery images for each query")
     p.add_argument("index", help="index folder made by 'finegrain index'")

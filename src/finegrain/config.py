@@ -38,7 +38,7 @@ class TrainConfig:
     margin_start: float | None = _help("margin curriculum: rise linearly from this margin to --margin", default=None)
     arcface_scale: float = _help("ArcFace logit scale", default=64.0)
     backbone: str | None = _help(
-        "registered backbone: tiny_darknet | resnet | mobilenet_v2 | conv4 (default: resnet to embed, "
+        "registered backbone: tiny_darknet | resnet | mobilenet_v2 | conv4 | lbp (default: resnet to embed, "
         "tiny_darknet to score)", default=None)
     width: float = _help("backbone width multiplier", default=1.0)
     activation: str | None = _help("elu | relu | leaky_relu | relu6 (default: the backbone's; elu to score)",

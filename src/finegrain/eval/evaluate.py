@@ -22,9 +22,10 @@ def evaluate_run(
     out: Path | str | None = None,
     skip_bad: bool = False,
     progress: bool = True,
+    tta: str | None = None,
 ) -> dict:
     """Embed every image of a labelled set and measure leave-one-out retrieval (or score a rated set)."""
-    embedder = Embedder.load(run)
+    embedder = Embedder.load(run, tta=tta)
     out_dir = Path(out) if out else (Path(run) if Path(run).is_dir() else Path(run).parent) / "eval"
     if isinstance(embedder.model, ScoringModel):
         return _evaluate_scores(embedder, data, root, out_dir, skip_bad, progress)

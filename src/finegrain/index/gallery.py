@@ -31,8 +31,10 @@ class Hit:
 
 
 class GalleryIndex:
-    def __init__(self, dim: int, index: faiss.Index | None = None, meta: list[dict] | None = None):
+    def __init__(self, dim: int, index: faiss.Index | None = None, meta: list[dict] | None = None,
+                 tta: list[str] | None = None):
         self.dim = dim
+        self.tta = list(tta or [])  # how the gallery was embedded: queries must be embedded the same way
         # Exact inner product: on unit vectors it is cosine similarity. Flat search over 100k×128
         # floats takes milliseconds per query, so no approximate structure is needed here.
         self.index = index if index is not None else faiss.IndexFlatIP(dim)
@@ -76,7 +78,8 @@ class GalleryIndex:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / VECTORS, lambda p: faiss.write_index(self.index, str(p)))
         atomic_write_text(folder / META, "".join(json.dumps(m) + "\n" for m in self.meta))
-        atomic_write_text(folder / INFO, json.dumps({"dim": self.dim, "count": len(self)}, indent=2))
+        atomic_write_text(folder / INFO, json.dumps({"dim": self.dim, "count": len(self), "tta": self.tta},
+                                                             indent=2))
         if model_file is not None and Path(model_file).resolve() != (folder / MODEL).resolve():
             atomic_write(folder / MODEL, lambda p: shutil.copyfile(model_file, p))
 
@@ -90,7 +93,7 @@ class GalleryIndex:
         meta = [json.loads(line) for line in (folder / META).read_text().splitlines() if line]
         if index.ntotal != len(meta) or index.d != info["dim"]:
             raise FinegrainError(f"{folder}: vectors and metadata disagree ({index.ntotal} vs {len(meta)}); rebuild it")
-        return cls(info["dim"], index, meta)
+        return cls(info["dim"], index, meta, tta=info.get("tta"))
 
     @staticmethod
     def model_path(folder: Path | str) -> Path:
@@ -103,13 +106,17 @@ def build_index(
     dim: int,
     model_file: Path,
     save_every: int = 20_000,
+    tta: list[str] | None = None,
 ) -> tuple[GalleryIndex, int]:
     """Add streamed (paths, vectors, labels) batches to the index in ``folder`` (created or extended).
 
     Saves every ``save_every`` new vectors, so a killed run over a huge gallery keeps its progress.
     """
     folder = Path(folder)
-    index = GalleryIndex.load(folder) if (folder / INFO).exists() else GalleryIndex(dim)
+    index = GalleryIndex.load(folder) if (folder / INFO).exists() else GalleryIndex(dim, tta=tta)
+    if index.tta != list(tta or []):
+        raise FinegrainError(f"{folder}: the index was embedded with --tta {','.join(index.tta) or 'none'}; "
+                             "extend it with the same --tta")
     if index.dim != dim:
         raise FinegrainError(f"{folder}: the index holds {index.dim}-d vectors, this model makes {dim}-d ones")
     added = since_save = 0

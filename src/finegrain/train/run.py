@@ -89,6 +89,8 @@ def backbone_kwargs(cfg: TrainConfig) -> dict:
         kw["activation"] = cfg.activation
     if cfg.batch_norm is not None:
         kw["batch_norm"] = cfg.batch_norm
+    if cfg.backbone == "lbp":  # its histogram grid is laid out for the training image size
+        kw["image_size"] = cfg.image_size
     if cfg.stem_stride is not None:
         kw["stem_stride"] = cfg.stem_stride
     return kw

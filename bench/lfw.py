@@ -1,0 +1,205 @@
+"""LFW face verification, "unrestricted, no outside data": one model per View 2 fold, trained from scratch.
+
+    .venv/bin/python bench/lfw.py                 # View 2: 10 folds, the table in bench/README.md
+    .venv/bin/python bench/lfw.py --view1         # model selection: train without pairsDevTest's people, test on it
+
+For View 2 fold k, each MODEL is trained on every image of the people in the other nine folds' pairs
+(people with one image cannot form a positive pair and are left out) and embeds fold k's 600 pairs.
+Every pair's distance therefore comes from a model that never saw its people. The 10-fold protocol
+then chooses fold k's threshold on the other nine folds' distances and scores fold k.
+
+Variants: plain embeddings; + flip TTA; + PCA whitening fitted on the fold's training embeddings; both;
+and, with two or more MODELs, their meta-embedding (``finegrain combine``) with whitening and TTA.
+The Eigenfaces baseline (PCA of 32x32 grey faces, Euclidean distance) uses the same folds and images.
+Images: the central CROP px of the 112 px LFW images (the face and a little context), cached in --work.
+Results go to bench/results/lfw-<view>.json; runs and crops live in --work, outside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sklearn.decomposition import PCA
+
+from finegrain.config import TrainConfig
+from finegrain.eval.pairs import PairSet, read_pairs, resolve_images
+from finegrain.eval.verification import kfold_verification, pair_distances
+from finegrain.eval.verify import embed_all, folds_for
+from finegrain.infer.embedder import Embedder
+from finegrain.infer.meta import combine_models
+from finegrain.infer.normalize import FeatureNormalizer
+from finegrain.models.model import update_extra
+from finegrain.train.run import train
+from finegrain.utils import atomic_write_text
+
+LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
+RESULTS = Path("bench/results")
+# Chosen on View 1 (bench/lfw.py --view1); see bench/README.md.
+BASE = dict(backbone="resnet", stem_stride=2, image_size=64, augment="light", flip=True, val=0.0, p=32, k=4,
+            workers=0, progress=False, seed=0)
+MODELS: dict[str, dict] = {
+    "arcface": dict(loss="arcface", lr=2e-3, epochs=20),
+    "triplet": dict(loss="triplet", miner="semi-hard", lr=2e-3, epochs=20),
+}
+
+
+def make_crops(work: Path, crop: int) -> Path:
+    """Central ``crop``×``crop`` of every image, written once (a marker file says the set is complete)."""
+    out = work / f"crops{crop}"
+    if (out / ".complete").exists():
+        return out
+    start = (112 - crop) // 2
+    for person in sorted((LFW / "images").iterdir()):
+        (out / person.name).mkdir(parents=True, exist_ok=True)
+        for f in person.iterdir():
+            img = cv2.imread(str(f))
+            cv2.imwrite(str(out / person.name / f"{f.stem}.png"), img[start : start + crop, start : start + crop])
+    (out / ".complete").touch()
+    return out
+
+
+def counts() -> dict[str, int]:
+    rows = (line.split("\t") for line in (LFW / "lfw-names.txt").read_text().splitlines() if line.strip())
+    return {name: int(n) for name, n in rows}
+
+
+def write_train_list(people: set[str], path: Path) -> int:
+    n = counts()
+    lines = [f"{p}/{p}_{i:04d}.png {p}" for p in sorted(people) if n[p] >= 2 for i in range(1, n[p] + 1)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def train_model(name: str, train_list: Path, crops: Path, run: Path, threads: int) -> float:
+    """Train (or resume, or reuse) one model; returns the training seconds of this call."""
+    if (run / "model.pt").exists():
+        return 0.0
+    cfg = TrainConfig(data=str(train_list), root=str(crops), out=str(run), threads=threads, **{**BASE, **MODELS[name]})
+    started = time.perf_counter()
+    train(cfg, resume=(run / "config.yaml").exists(), quiet=True, tensorboard=False)
+    return time.perf_counter() - started
+
+
+def fit_whitening(run: Path, train_list: Path, crops: Path, dim: int) -> None:
+    """PCA whitening fitted on the model's own training embeddings, stored in its model file."""
+    paths = [crops / line.split()[0] for line in train_list.read_text().splitlines() if line.strip()]
+    emb = embed_all(Embedder.load(run, normalize=False), paths, progress=False)
+    update_extra(run / "model.pt", normalization=FeatureNormalizer.fit(emb, "whiten", dim).to_dict())
+
+
+def variant_embedders(runs: dict[str, Path], meta: Path | None) -> dict[str, Embedder]:
+    out: dict[str, Embedder] = {}
+    for name, run in runs.items():
+        out[f"{name}"] = Embedder.load(run, normalize=False)
+        out[f"{name} +flip"] = Embedder.load(run, normalize=False, tta="flip")
+        out[f"{name} +whiten"] = Embedder.load(run)
+        out[f"{name} +whiten +flip"] = Embedder.load(run, tta="flip")
+    if meta is not None:
+        out["meta +whiten"] = Embedder.load(meta)
+        out["meta +whiten +flip"] = Embedder.load(meta, tta="flip")
+    return out
+
+
+def eigenfaces(train_paths: list[Path], pair_paths: list[Path], dim: int = 128) -> np.ndarray:
+    def grey(paths: list[Path]) -> np.ndarray:
+        imgs = [cv2.resize(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), (32, 32), interpolation=cv2.INTER_AREA)
+                for p in paths]
+        return np.stack(imgs).reshape(len(paths), -1).astype(np.float32) / 255.0
+
+    return PCA(n_components=dim, random_state=0).fit(grey(train_paths)).transform(grey(pair_paths))
+
+
+def evaluate_split(tag: str, people: set[str], pair_set: PairSet, selected: np.ndarray, crops: Path, work: Path,
+                   models: list[str], threads: int, whiten_dim: int) -> tuple[dict[str, np.ndarray], float]:
+    """Train on ``people``; distances of the ``selected`` pairs for every variant (and Eigenfaces)."""
+    train_list = work / tag / "train.txt"
+    write_train_list(people, train_list)
+    seconds = 0.0
+    runs = {}
+    for name in models:
+        run = work / tag / name
+        seconds += train_model(name, train_list, crops, run, threads)
+        if "normalization" not in Embedder.load(run).extra:
+            fit_whitening(run, train_list, crops, whiten_dim)
+        runs[name] = run
+    meta = None
+    if len(models) > 1:
+        meta = work / tag / "meta"
+        if not (meta / "model.pt").exists():
+            combine_models(list(runs.values()), meta)
+    subset = PairSet([p for p, s in zip(pair_set.pairs, selected) if s], pair_set.folds[selected])
+    paths, index = resolve_images(subset, crops)
+    distances = {name: pair_distances(embed_all(e, paths, progress=False), index)
+                 for name, e in variant_embedders(runs, meta).items()}
+    train_paths = [crops / line.split()[0] for line in train_list.read_text().splitlines() if line.strip()]
+    distances["eigenfaces"] = pair_distances(eigenfaces(train_paths, paths), index)
+    return distances, seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--view1", action="store_true", help="model selection on View 1 instead of View 2")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
+    parser.add_argument("--folds", default="0-9", help="View 2 folds to run, e.g. 0-9 or 3 (default: 0-9)")
+    parser.add_argument("--crop", type=int, default=80, help="central crop of the 112 px images (default: 80)")
+    parser.add_argument("--whiten-dim", type=int, default=128, help="PCA whitening dimension (default: 128)")
+    parser.add_argument("--work", default=os.path.expanduser("~/.cache/finegrain/lfw-bench"),
+                        help="runs and crops (default: ~/.cache/finegrain/lfw-bench)")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    models = [m for m in args.models.split(",") if m]
+    work = Path(args.work) / f"crop{args.crop}"
+    started = time.perf_counter()
+    crops = make_crops(Path(args.work), args.crop)
+    everyone = set(counts())
+    train_seconds = 0.0
+    if args.view1:
+        dev = read_pairs(LFW / "pairsDevTest.txt")
+        distances, train_seconds = evaluate_split("view1", everyone - dev.names(), dev, np.ones(len(dev.pairs), bool),
+                                                  crops, work, models, args.threads, args.whiten_dim)
+        same, folds, fold_ids = dev.same, folds_for(dev.folds, dev.same), list(range(10))
+    else:
+        view2 = read_pairs(LFW / "pairs.txt")
+        lo, _, hi = args.folds.partition("-")
+        fold_ids = list(range(int(lo), int(hi or lo) + 1))
+        parts: dict[str, list[np.ndarray]] = {}
+        for k in fold_ids:
+            people = set().union(*(view2.fold_names(f) for f in range(10) if f != k)) - view2.fold_names(k)
+            d, s = evaluate_split(f"fold{k}", people, view2, view2.folds == k, crops, work, models, args.threads,
+                                  args.whiten_dim)
+            train_seconds += s
+            for name, v in d.items():
+                parts.setdefault(name, []).append(v)
+            print(f"fold {k} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+        distances = {name: np.concatenate(v) for name, v in parts.items()}
+        selected = np.isin(view2.folds, fold_ids)
+        same, folds = view2.same[selected], view2.folds[selected]
+    report = {name: kfold_verification(d, same, folds) for name, d in distances.items()}
+    total = time.perf_counter() - started
+    view = "view1" if args.view1 else "view2"
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(RESULTS / f"lfw-{view}.json", json.dumps(
+        {"command": command, "view": view, "folds": fold_ids, "crop": args.crop, "models": models,
+         "total_seconds": round(total), "train_seconds": round(train_seconds), "results": report}, indent=2))
+    fold_names = " | ".join(f"fold {k}" for k in range(len(report["eigenfaces"]["fold_accuracies"])))
+    print(f"| variant | mean accuracy ± SE | {fold_names} |")
+    for name, r in report.items():
+        folds_text = " | ".join(f"{100 * a:.1f}" for a in r["fold_accuracies"])
+        print(f"| {name} | {100 * r['accuracy']:.2f} ± {100 * r['standard_error']:.2f} | {folds_text} |")
+    print(f"\n{view}, {len(fold_ids)} fold(s), {total / 60:.1f} min in all ({train_seconds / 60:.1f} min training), "
+          f"{os.cpu_count()} cores\ncommand: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
