@@ -89,3 +89,47 @@ def test_index_then_search_finds_the_query_itself(trained, omniglot, tmp_path, c
     assert hits[0]["path"] == str(query) and hits[0]["similarity"] == pytest.approx(1.0, abs=1e-4)
     sims = np.array([h["similarity"] for h in hits])
     assert np.all(np.diff(sims) <= 1e-6)
+
+
+@pytest.mark.slow
+def test_verify_two_images_with_the_threshold_calibrated_on_the_validation_split(trained, omniglot, capsys):
+    character = sorted((omniglot / "train").rglob("character*"))[0]
+    a, b = sorted(character.glob("*.png"))[:2]
+    assert main(["verify", str(trained), str(a), str(b), "--json"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert 0 < same["threshold"] < 2 and same["same"] == (same["distance"] <= same["threshold"])
+    assert main(["verify", str(trained), str(a), str(a), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["same"] is True
+
+
+@pytest.mark.slow
+def test_fewshot_and_identification_beat_chance(trained, omniglot, tmp_path, capsys):
+    assert main(["fewshot", str(trained), str(omniglot / "train"), "--ways", "5", "--episodes", "200", "--json"]) == 0
+    episodes = json.loads(capsys.readouterr().out)["episodes"][0]
+    assert episodes["ways"] == 5 and episodes["accuracy"] > 0.5  # chance is 0.2
+    gallery, probes = tmp_path / "gallery.txt", tmp_path / "probes.txt"
+    rows = [(p, p.parent.name) for p in sorted((omniglot / "train").rglob("*.png"))]
+    gallery.write_text("".join(f"{p} {c}\n" for i, (p, c) in enumerate(rows) if i % 20 < 5))
+    probes.write_text("".join(f"{p} {c}\n" for i, (p, c) in enumerate(rows) if i % 20 >= 15))
+    assert main(["identification", str(trained), "--gallery", str(gallery), "--probes", str(probes),
+                 "--out", str(tmp_path / "id")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rank_1"] > 0.3 and report["rank_5"] >= report["rank_1"]  # 40 identities: chance 0.025
+    assert (tmp_path / "id" / "cmc.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_index_remembers_its_tta_and_explain_draws_a_pair(trained, omniglot, tmp_path, capsys):
+    alphabet = sorted((omniglot / "train").iterdir())[0]
+    index = tmp_path / "tta.idx"
+    assert main(["index", str(trained), str(alphabet), "--out", str(index), "--tta", "crops"]) == 0
+    capsys.readouterr()
+    query = sorted(alphabet.rglob("*.png"))[7]
+    assert main(["search", str(index), str(query), "-k", "1", "--json"]) == 0
+    hit = json.loads(capsys.readouterr().out)[0]["hits"][0]
+    assert hit["path"] == str(query) and hit["similarity"] == pytest.approx(1.0, abs=1e-4)
+    assert main(["index", str(trained), str(omniglot / "train"), "--out", str(index)]) == 2  # not without --tta
+    assert "same --tta" in capsys.readouterr().err
+    other = sorted(alphabet.rglob("*.png"))[8]
+    assert main(["explain", str(trained), str(query), str(other), "--out", str(tmp_path / "pair.png")]) == 0
+    assert (tmp_path / "pair.png").stat().st_size > 0

@@ -15,6 +15,7 @@ from finegrain.eval.verification import (
     kfold_verification,
     pair_distances,
     roc_summary,
+    validation_threshold,
 )
 
 
@@ -146,3 +147,14 @@ def test_missing_images_are_listed(tmp_path):
         resolve_images(read_pairs(f), tmp_path / "img")
     names = " ".join(str(p.path) for p in e.value.problems)
     assert "Ann_A_0009" in names and "Zed_Z_0001" in names
+
+
+def test_validation_threshold_is_balanced_and_separates_clusters():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 8))
+    labels = np.repeat(np.arange(5), 6)
+    emb = centres[labels] + rng.normal(0, 0.01, (30, 8))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    out = validation_threshold(emb, labels)
+    assert out["accuracy"] == 1.0 and out["pairs"] == 2 * 5 * 15  # 75 matched pairs, as many mismatched
+    assert validation_threshold(emb[:3], np.zeros(3)) is None  # no mismatched pair

@@ -70,6 +70,24 @@ def kfold_verification(distances: np.ndarray, same: np.ndarray, folds: np.ndarra
     }
 
 
+def validation_threshold(embeddings: np.ndarray, labels: np.ndarray, seed: int = 0,
+                         max_pairs: int = 20_000) -> dict | None:
+    """A same/different threshold from held-out images: every matched pair (up to ``max_pairs``) and as
+    many random mismatched ones, so accuracy is balanced; None when there is no matched pair."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    a, b = np.triu_indices(len(labels), k=1)
+    matched = np.flatnonzero(labels[a] == labels[b])
+    mismatched = np.flatnonzero(labels[a] != labels[b])
+    if len(matched) == 0 or len(mismatched) == 0:
+        return None
+    n = min(len(matched), len(mismatched), max_pairs)
+    chosen = np.concatenate([rng.choice(matched, n, replace=False), rng.choice(mismatched, n, replace=False)])
+    index = np.stack([a[chosen], b[chosen]], axis=1)
+    threshold, accuracy = best_threshold(pair_distances(embeddings, index), labels[index[:, 0]] == labels[index[:, 1]])
+    return {"threshold": threshold, "accuracy": accuracy, "source": "validation split", "pairs": int(2 * n)}
+
+
 def roc_summary(distances: np.ndarray, same: np.ndarray, fars: tuple[float, ...] = (1e-2, 1e-3)) -> dict:
     """ROC AUC and the true-accept rate at each false-accept rate (the best TAR with FAR ≤ target)."""
     same = np.asarray(same, dtype=bool)

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from finegrain.config import TrainConfig
 from finegrain.data import ImageDataset, PKSampler, PreparedData, build_augmentation, worker_init_fn
 from finegrain.eval.retrieval import retrieval_metrics
+from finegrain.eval.verification import validation_threshold
 from finegrain.infer.embedder import Embedder, Preprocess
 from finegrain.losses import MarginCurriculum, build_objective
 from finegrain.models import EmbeddingModel, model_from_config
@@ -81,9 +82,15 @@ class EmbedTask:
 
     def model_extra(self) -> dict[str, Any]:
         """What a saved model needs to be used without the training flags."""
-        return {
+        extra = {
             "task": "embed",
             "preprocess": self.preprocess.to_dict(),
             "train_config": self.cfg.to_dict(),
             "num_train_classes": int(len(np.unique(self.train_data.labels))),
         }
+        if self.val_data is not None and len(self.val_data.records) >= 2:
+            emb = Embedder(self.model, self.preprocess).embed_array(self.val_data.images.array())
+            calibrated = validation_threshold(emb, np.asarray(self.val_data.labels), seed=self.cfg.seed)
+            if calibrated is not None:  # so `finegrain verify RUN A B` works straight after training
+                extra["verification"] = calibrated
+        return extra
