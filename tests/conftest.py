@@ -26,6 +26,12 @@ def make_class_folder(root: Path, classes: int = 6, per_class: int = 6, size: in
     return root
 
 
+@pytest.fixture(scope="session")
+def class_folder_factory():
+    """``make_class_folder`` for fixtures of any scope (test modules cannot import conftest reliably)."""
+    return make_class_folder
+
+
 @pytest.fixture
 def class_folder(tmp_path: Path) -> Path:
     return make_class_folder(tmp_path / "images")

@@ -126,10 +126,9 @@ def test_cmc_png_is_written(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, class_folder_factory):
     """A tiny conv4 model, a labelled gallery index, and probe images of the same identities."""
     import torch
-    from conftest import make_class_folder
 
     from finegrain.index.build import index_gallery
     from finegrain.infer.embedder import Preprocess
@@ -139,7 +138,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("ident")
     model = create_model("conv4", embedding_size=16, widths=[8, 8, 8, 8])
     save_model(model, root / "model.pt", extra={"task": "embed", "preprocess": Preprocess(32).to_dict()})
-    images = make_class_folder(root / "images", classes=4, per_class=4)
+    images = class_folder_factory(root / "images", classes=4, per_class=4)
     gallery, probes = root / "gallery", root / "probes"
     for folder in sorted(images.iterdir()):  # images 0-2 of each identity in the gallery, image 3 as the probe
         (gallery / folder.name).mkdir(parents=True)

@@ -11,8 +11,9 @@ def isolated_registry(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
 
-def test_importing_the_package_registers_all_four_backbones():
-    assert list_backbones() == ["conv4", "mobilenet_v2", "resnet", "tiny_darknet"]
+def test_importing_the_package_registers_every_backbone():
+    assert list_backbones() == ["conv4", "lbp", "mobilenet_v2", "resnet", "tiny_darknet"]
+    assert list_backbones(growable=False) == ["lbp"]
 
 
 def test_create_backbone_builds_the_registered_class():

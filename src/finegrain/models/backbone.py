@@ -78,6 +78,8 @@ class Backbone(nn.Module):
     # depthwise convs). Only the input is converted; weights may stay NCHW, so layers a Net2Net operator
     # swaps in need no special care. A backbone where it does not pay can set this to False.
     channels_last: ClassVar[bool] = True
+    # A fixed descriptor (lbp) has no convolutions: no widths, no Net2Net.
+    growable: ClassVar[bool] = True
 
     def forward_features(self, x: Tensor) -> Tensor:
         self._check_input(x)

@@ -33,8 +33,9 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def list_backbones() -> list[str]:
-    return sorted(_REGISTRY)
+def list_backbones(growable: bool | None = None) -> list[str]:
+    """Registered names; ``growable=True`` keeps the convolutional ones Net2Net can grow (not ``lbp``)."""
+    return sorted(n for n, cls in _REGISTRY.items() if growable is None or cls.growable == growable)
 
 
 def create_backbone(name: str, /, **kw: Any) -> Backbone:

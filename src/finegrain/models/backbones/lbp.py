@@ -71,6 +71,7 @@ class LBP(Backbone):
     """
 
     channels_last = False
+    growable = False
 
     def __init__(self, image_size: int = 80, cell: int = 10, scales: Sequence[float] = (1.0, 0.75),
                  width_multiplier: float = 1.0) -> None:
