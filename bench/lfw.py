@@ -9,7 +9,7 @@ Every pair's distance therefore comes from a model that never saw its people. Th
 then chooses fold k's threshold on the other nine folds' distances and scores fold k.
 
 Variants: plain embeddings; + flip TTA; + PCA whitening fitted on the fold's training embeddings; both;
-and, with two or more MODELs, their meta-embedding (``finegrain combine``) with whitening and TTA.
+and, with two or more MODELs, their meta-embedding (``finegrain combine``), plain and with flip TTA.
 The Eigenfaces baseline (PCA of 32x32 grey faces, Euclidean distance) uses the same folds and images.
 Images: the central CROP px of the 112 px LFW images (the face and a little context), cached in --work.
 Results go to bench/results/lfw-<view>.json; runs and crops live in --work, outside the repository.
@@ -36,18 +36,20 @@ from finegrain.eval.verify import embed_all, folds_for
 from finegrain.infer.embedder import Embedder
 from finegrain.infer.meta import combine_models
 from finegrain.infer.normalize import FeatureNormalizer
-from finegrain.models.model import update_extra
 from finegrain.train.run import train
 from finegrain.utils import atomic_write_text
 
 LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
 RESULTS = Path("bench/results")
-# Chosen on View 1 (bench/lfw.py --view1); see bench/README.md.
-BASE = dict(backbone="resnet", stem_stride=2, image_size=64, augment="light", flip=True, val=0.0, p=32, k=4,
+# Chosen on View 1 (bench/lfw.py --view1 and the runs listed in bench/README.md).
+BASE = dict(loss="triplet", miner="semi-hard", augment="light", flip=True, val=0.0, p=32, k=4, lr=2e-3,
             workers=0, progress=False, seed=0)
 MODELS: dict[str, dict] = {
-    "arcface": dict(loss="arcface", lr=2e-3, epochs=20),
-    "triplet": dict(loss="triplet", miner="semi-hard", lr=2e-3, epochs=20),
+    "lbp": dict(backbone="lbp", pooling="avg", image_size=80, epochs=40),
+    "lbp96": dict(backbone="lbp", pooling="avg", image_size=96, epochs=20),
+    "cnn": dict(backbone="resnet", stem_stride=2, image_size=64, epochs=20),
+    "lbp-arcface": dict(backbone="lbp", pooling="avg", image_size=80, epochs=20, loss="arcface"),
+    "cnn-arcface": dict(backbone="resnet", stem_stride=2, image_size=64, epochs=20, loss="arcface"),
 }
 
 
@@ -89,24 +91,19 @@ def train_model(name: str, train_list: Path, crops: Path, run: Path, threads: in
     return time.perf_counter() - started
 
 
-def fit_whitening(run: Path, train_list: Path, crops: Path, dim: int) -> None:
-    """PCA whitening fitted on the model's own training embeddings, stored in its model file."""
-    paths = [crops / line.split()[0] for line in train_list.read_text().splitlines() if line.strip()]
-    emb = embed_all(Embedder.load(run, normalize=False), paths, progress=False)
-    update_extra(run / "model.pt", normalization=FeatureNormalizer.fit(emb, "whiten", dim).to_dict())
+def train_paths(train_list: Path, crops: Path) -> list[Path]:
+    return [crops / line.split()[0] for line in train_list.read_text().splitlines() if line.strip()]
 
 
-def variant_embedders(runs: dict[str, Path], meta: Path | None) -> dict[str, Embedder]:
-    out: dict[str, Embedder] = {}
-    for name, run in runs.items():
-        out[f"{name}"] = Embedder.load(run, normalize=False)
-        out[f"{name} +flip"] = Embedder.load(run, normalize=False, tta="flip")
-        out[f"{name} +whiten"] = Embedder.load(run)
-        out[f"{name} +whiten +flip"] = Embedder.load(run, tta="flip")
-    if meta is not None:
-        out["meta +whiten"] = Embedder.load(meta)
-        out["meta +whiten +flip"] = Embedder.load(meta, tta="flip")
-    return out
+def model_variants(name: str, run: Path, train_list: Path, crops: Path, paths: list[Path], whiten_dim: int,
+                   ) -> dict[str, np.ndarray]:
+    """Pair-image embeddings of one model: plain, flip TTA, and PCA whitening fitted on its training images."""
+    plain, flip = Embedder.load(run), Embedder.load(run, tta="flip")
+    whiten = FeatureNormalizer.fit(embed_all(plain, train_paths(train_list, crops), progress=False), "whiten",
+                                   whiten_dim)
+    e, f = embed_all(plain, paths, progress=False), embed_all(flip, paths, progress=False)
+    return {name: e, f"{name} +flip": f, f"{name} +whiten": whiten.transform(e),
+            f"{name} +whiten +flip": whiten.transform(f)}
 
 
 def eigenfaces(train_paths: list[Path], pair_paths: list[Path], dim: int = 128) -> np.ndarray:
@@ -123,32 +120,29 @@ def evaluate_split(tag: str, people: set[str], pair_set: PairSet, selected: np.n
     """Train on ``people``; distances of the ``selected`` pairs for every variant (and Eigenfaces)."""
     train_list = work / tag / "train.txt"
     write_train_list(people, train_list)
-    seconds = 0.0
-    runs = {}
+    subset = PairSet([p for p, s in zip(pair_set.pairs, selected) if s], pair_set.folds[selected])
+    paths, index = resolve_images(subset, crops)
+    seconds, runs, embeddings = 0.0, [], {}
     for name in models:
         run = work / tag / name
         seconds += train_model(name, train_list, crops, run, threads)
-        if "normalization" not in Embedder.load(run).extra:
-            fit_whitening(run, train_list, crops, whiten_dim)
-        runs[name] = run
-    meta = None
-    if len(models) > 1:
+        runs.append(run)
+        embeddings.update(model_variants(name, run, train_list, crops, paths, whiten_dim))
+    if len(models) > 1:  # the product path: `finegrain combine`, then load it like any model
         meta = work / tag / "meta"
-        if not (meta / "model.pt").exists():
-            combine_models(list(runs.values()), meta)
-    subset = PairSet([p for p, s in zip(pair_set.pairs, selected) if s], pair_set.folds[selected])
-    paths, index = resolve_images(subset, crops)
-    distances = {name: pair_distances(embed_all(e, paths, progress=False), index)
-                 for name, e in variant_embedders(runs, meta).items()}
-    train_paths = [crops / line.split()[0] for line in train_list.read_text().splitlines() if line.strip()]
-    distances["eigenfaces"] = pair_distances(eigenfaces(train_paths, paths), index)
+        combine_models(runs, meta)
+        embeddings["meta"] = embed_all(Embedder.load(meta), paths, progress=False)
+        embeddings["meta +flip"] = embed_all(Embedder.load(meta, tta="flip"), paths, progress=False)
+    distances = {name: pair_distances(e, index) for name, e in embeddings.items()}
+    distances["eigenfaces"] = pair_distances(eigenfaces(train_paths(train_list, crops), paths), index)
     return distances, seconds
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--view1", action="store_true", help="model selection on View 1 instead of View 2")
-    parser.add_argument("--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
+    parser.add_argument("--models", default="lbp,lbp96",
+                        help=f"comma list of {', '.join(MODELS)} (default: lbp,lbp96)")
     parser.add_argument("--folds", default="0-9", help="View 2 folds to run, e.g. 0-9 or 3 (default: 0-9)")
     parser.add_argument("--crop", type=int, default=80, help="central crop of the 112 px images (default: 80)")
     parser.add_argument("--whiten-dim", type=int, default=128, help="PCA whitening dimension (default: 128)")

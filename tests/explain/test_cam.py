@@ -250,3 +250,13 @@ def test_parser_registers_the_handler():
     args = vars(parser.parse_args(["explain", "run", "a.png", "--out", "o.png", "--index", "idx"]))
     assert args.pop("_handler") is cmd_explain and args.pop("command") == "explain"
     assert args == {"run": "run", "image": "a.png", "image2": None, "out": "o.png", "index": "idx", "alpha": 0.5}
+
+
+def test_a_global_descriptor_has_nothing_to_localise():
+    from finegrain.errors import ConfigError
+    from finegrain.models import create_model
+
+    model = create_model("lbp", embedding_size=8, pooling="avg", image_size=32, cell=8)
+    x = torch.rand(1, 3, 32, 32)
+    with pytest.raises(ConfigError, match="1x1"):
+        similarity_cam(model, x, x)

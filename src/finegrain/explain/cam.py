@@ -36,6 +36,13 @@ def grad_cam(features: Tensor, grads: Tensor, size: Sequence[int]) -> Tensor:
     return (cam / peak).clamp_(0.0, 1.0).cpu()
 
 
+def _spatial(features: Tensor) -> Tensor:
+    if features.shape[-2:] == (1, 1) or not features.requires_grad:
+        raise ConfigError("this model's feature map is 1x1 or fixed (a global descriptor such as lbp): "
+                          "there are no regions to tell apart")
+    return features
+
+
 @contextmanager
 def _explaining(model: nn.Module) -> Iterator[None]:
     """Eval mode with gradients on (even inside no_grad / inference_mode); the previous mode comes back."""
@@ -66,7 +73,7 @@ def similarity_cam(model: nn.Module, image_a: Tensor, image_b: Tensor) -> tuple[
     """
     with _explaining(model):
         xa, xb = _prepare(model, image_a, "image_a"), _prepare(model, image_b, "image_b")
-        fa, fb = model.backbone.forward_features(xa), model.backbone.forward_features(xb)
+        fa, fb = _spatial(model.backbone.forward_features(xa)), _spatial(model.backbone.forward_features(xb))
         ea, eb = model.head(fa), model.head(fb)
         if ea.dim() != 2:
             raise ConfigError("similarity maps need an embedding model; use score_cam for a scoring model")
@@ -79,7 +86,7 @@ def score_cam(model: nn.Module, image: Tensor) -> tuple[Tensor, float]:
     """Where an image holds what made a scoring model's score high: ``(cam [H×W] in [0, 1], score)``."""
     with _explaining(model):
         x = _prepare(model, image, "image")
-        features = model.backbone.forward_features(x)
+        features = _spatial(model.backbone.forward_features(x))
         out = model.head(features)
         if out.dim() != 1 or out.numel() != 1:
             raise ConfigError("score maps need a scoring model (one score per image); use similarity_cam")
