@@ -31,13 +31,13 @@ from sklearn.decomposition import PCA
 
 from finegrain.config import TrainConfig
 from finegrain.eval.pairs import PairSet, read_pairs, resolve_images
-from finegrain.eval.verification import kfold_verification, pair_distances
+from finegrain.eval.verification import kfold_verification, pair_distances, roc_png
 from finegrain.eval.verify import embed_all, folds_for
 from finegrain.infer.embedder import Embedder
 from finegrain.infer.meta import combine_models
 from finegrain.infer.normalize import FeatureNormalizer
 from finegrain.train.run import train
-from finegrain.utils import atomic_write_text
+from finegrain.utils import atomic_write, atomic_write_text
 
 LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
 RESULTS = Path("bench/results")
@@ -117,8 +117,15 @@ def eigenfaces(train_paths: list[Path], pair_paths: list[Path], dim: int = 128) 
 
 def evaluate_split(tag: str, people: set[str], pair_set: PairSet, selected: np.ndarray, crops: Path, work: Path,
                    models: list[str], threads: int, whiten_dim: int) -> tuple[dict[str, np.ndarray], float]:
-    """Train on ``people``; distances of the ``selected`` pairs for every variant (and Eigenfaces)."""
+    """Train on ``people``; distances of the ``selected`` pairs for every variant (and Eigenfaces).
+
+    The distances are kept in ``distances.npz`` beside the runs, and reused while no model is newer.
+    """
     train_list = work / tag / "train.txt"
+    cache = work / tag / f"distances-{'-'.join(models)}.npz"
+    done = [work / tag / name / "model.pt" for name in models]
+    if cache.exists() and all(m.exists() and m.stat().st_mtime < cache.stat().st_mtime for m in done):
+        return dict(np.load(cache)), 0.0
     write_train_list(people, train_list)
     subset = PairSet([p for p, s in zip(pair_set.pairs, selected) if s], pair_set.folds[selected])
     paths, index = resolve_images(subset, crops)
@@ -135,6 +142,11 @@ def evaluate_split(tag: str, people: set[str], pair_set: PairSet, selected: np.n
         embeddings["meta +flip"] = embed_all(Embedder.load(meta, tta="flip"), paths, progress=False)
     distances = {name: pair_distances(e, index) for name, e in embeddings.items()}
     distances["eigenfaces"] = pair_distances(eigenfaces(train_paths(train_list, crops), paths), index)
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append .npz to the temporary name
+            np.savez(f, **distances)
+
+    atomic_write(cache, save)
     return distances, seconds
 
 
@@ -180,6 +192,8 @@ def main() -> int:
     report = {name: kfold_verification(d, same, folds) for name, d in distances.items()}
     total = time.perf_counter() - started
     view = "view1" if args.view1 else "view2"
+    best = max((n for n in report if n != "eigenfaces"), key=lambda n: report[n]["accuracy"])
+    roc_png(distances[best], same, RESULTS / f"lfw-{view}-roc.png", title=f"LFW {view}: {best}")
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS / f"lfw-{view}.json", json.dumps(

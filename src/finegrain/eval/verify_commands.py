@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from finegrain.errors import FinegrainError
 
@@ -18,8 +19,9 @@ def cmd_verify(run: str, images: list[str], pairs: str | None = None, root: str 
             raise FinegrainError("give either --pairs (with --root) or two images, not both")
         if not root:
             raise FinegrainError("--pairs needs --root, the folder of <name>/<name>_000i images")
-        report = verify_pairs(run, pairs, root, tta=tta, out=out or "verification", save_threshold=save_threshold,
-                              normalize=not no_normalize)
+        run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
+        report = verify_pairs(run, pairs, root, tta=tta, out=out or run_dir / "verification",
+                              save_threshold=save_threshold, normalize=not no_normalize)
         if as_json:
             print(json.dumps(report, indent=2))
             return 0
@@ -53,7 +55,7 @@ def add_verify_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="*", help="two images to compare")
     p.add_argument("--pairs", help="pair file: header 'N' or 'FOLDS N', then 'name i j' / 'name1 i name2 j' lines")
     p.add_argument("--root", help="folder of <name>/<name>_000i.<ext> images for --pairs")
-    p.add_argument("--out", help="folder for roc.png and verification.json (default: verification)")
+    p.add_argument("--out", help="folder for roc.png and verification.json (default: RUN/verification)")
     p.add_argument("--save-threshold", action="store_true",
                    help="store the best threshold on all the pairs with the model, for two-image use")
     p.add_argument("--threshold", type=float, help="two images: override the stored threshold")
