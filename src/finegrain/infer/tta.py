@@ -56,8 +56,8 @@ def views(x: Tensor, tta: Sequence[str]) -> list[Callable[[], Tensor]]:
     if "crops" in tta:
         base += [lambda t=t, left=left: _crop(x, t, left, side) for t, left in ((0, 0), (0, far), (far, 0), (far, far))]
         base.append(lambda: _crop(x, mid, mid, side))
-    if "scales" in tta:
-        base += [lambda: _crop(x, mid, mid, side), lambda: _zoom_out(x)]
+    if "scales" in tta:  # zoom in is the centre crop, already there with "crops"
+        base += ([] if "crops" in tta else [lambda: _crop(x, mid, mid, side)]) + [lambda: _zoom_out(x)]
     if "flip" in tta:
         base += [lambda v=v: torch.flip(v(), dims=[3]) for v in list(base)]
     return base
