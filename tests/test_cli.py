@@ -24,6 +24,8 @@ def test_every_subcommand_has_help(command, capsys):
         (["train", "data", "--k", "1"], "--k"),
         (["train", "data", "--augment", "wild"], "--augment"),
         (["train", "data", "--val", "1.5"], "--val"),
+        (["train", "data", "--backbone", "conv4", "--stem-stride", "2"], "--stem-stride"),
+        (["verify", "run", "--tta", "rotate"], "--tta"),
     ],
 )
 def test_bad_option_values_name_the_flag(argv, flag, capsys):

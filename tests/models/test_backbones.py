@@ -180,3 +180,16 @@ def test_conv4_omniglot_batch_forward_and_backward():
         assert out.shape == (64, 64, 1, 1)
         out.pow(2).mean().backward()
     assert all(p.grad is not None for p in backbone.parameters())
+
+
+def test_resnet_stem_stride_halves_the_map_and_round_trips():
+    plain, strided = create_backbone("resnet"), create_backbone("resnet", stem_stride=2)
+    x = torch.randn(1, 3, 64, 64)
+    assert plain.forward_features(x).shape[-1] == 8 and strided.forward_features(x).shape[-1] == 4
+    cfg = strided.config()
+    assert cfg["stem_stride"] == 2
+    again = create_backbone(cfg["name"], **{k: v for k, v in cfg.items() if k != "name"})
+    again.load_state_dict(strided.state_dict())
+    assert torch.equal(again.eval().forward_features(x), strided.eval().forward_features(x))
+    with pytest.raises(ConfigError, match="stem_stride"):
+        create_backbone("resnet", stem_stride=3)

@@ -13,7 +13,9 @@ def cmd_verify(run: str, images: list[str], pairs: str | None = None, root: str 
                as_json: bool = False, out: str | None = None, save_threshold: bool = False,
                threshold: float | None = None, tta: str | None = None, no_normalize: bool = False) -> int:
     from finegrain.eval.verify import verify_one, verify_pairs
+    from finegrain.infer.tta import parse_tta
 
+    parse_tta(tta)  # a bad --tta is reported before any model is loaded
     if pairs:
         if images:
             raise FinegrainError("give either --pairs (with --root) or two images, not both")
