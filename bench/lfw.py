@@ -46,7 +46,7 @@ BASE = dict(loss="triplet", miner="semi-hard", augment="light", flip=True, val=0
             workers=0, progress=False, seed=0)
 MODELS: dict[str, dict] = {
     "lbp": dict(backbone="lbp", pooling="avg", image_size=80, epochs=40),
-    "lbp96": dict(backbone="lbp", pooling="avg", image_size=96, epochs=20),
+    "lbp96": dict(backbone="lbp", pooling="avg", image_size=96, epochs=40),
     "cnn": dict(backbone="resnet", stem_stride=2, image_size=64, epochs=20),
     "lbp-arcface": dict(backbone="lbp", pooling="avg", image_size=80, epochs=20, loss="arcface"),
     "cnn-arcface": dict(backbone="resnet", stem_stride=2, image_size=64, epochs=20, loss="arcface"),
