@@ -155,14 +155,18 @@ def main() -> int:
     parser.add_argument("--view1", action="store_true", help="model selection on View 1 instead of View 2")
     parser.add_argument("--models", default="lbp,lbp96",
                         help=f"comma list of {', '.join(MODELS)} (default: lbp,lbp96)")
-    parser.add_argument("--folds", default="0-9", help="View 2 folds to run, e.g. 0-9 or 3 (default: 0-9)")
+    parser.add_argument("--folds", default="0-9", help="View 2 folds to run, e.g. 0-9 or 0-4 (default: 0-9)")
     parser.add_argument("--crop", type=int, default=80, help="central crop of the 112 px images (default: 80)")
     parser.add_argument("--whiten-dim", type=int, default=128, help="PCA whitening dimension (default: 128)")
     parser.add_argument("--work", default=os.path.expanduser("~/.cache/finegrain/lfw-bench"),
                         help="runs and crops (default: ~/.cache/finegrain/lfw-bench)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    if not (LFW / "pairs.txt").exists():
+        parser.error(f"LFW not found at {LFW} (see ../shared/data/README.md)")
     models = [m for m in args.models.split(",") if m]
+    if unknown := [m for m in models if m not in MODELS]:
+        parser.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     work = Path(args.work) / f"crop{args.crop}"
     started = time.perf_counter()
     crops = make_crops(Path(args.work), args.crop)
@@ -177,6 +181,8 @@ def main() -> int:
         view2 = read_pairs(LFW / "pairs.txt")
         lo, _, hi = args.folds.partition("-")
         fold_ids = list(range(int(lo), int(hi or lo) + 1))
+        if len(fold_ids) < 2 or not set(fold_ids) <= set(range(10)):
+            parser.error("--folds: a range of at least two folds within 0-9 (each threshold comes from the others)")
         parts: dict[str, list[np.ndarray]] = {}
         for k in fold_ids:
             people = set().union(*(view2.fold_names(f) for f in range(10) if f != k)) - view2.fold_names(k)
@@ -199,7 +205,7 @@ def main() -> int:
     atomic_write_text(RESULTS / f"lfw-{view}.json", json.dumps(
         {"command": command, "view": view, "folds": fold_ids, "crop": args.crop, "models": models,
          "total_seconds": round(total), "train_seconds": round(train_seconds), "results": report}, indent=2))
-    fold_names = " | ".join(f"fold {k}" for k in range(len(report["eigenfaces"]["fold_accuracies"])))
+    fold_names = " | ".join(f"fold {k}" for k in fold_ids)
     print(f"| variant | mean accuracy ± SE | {fold_names} |")
     for name, r in report.items():
         folds_text = " | ".join(f"{100 * a:.1f}" for a in r["fold_accuracies"])
