@@ -62,14 +62,12 @@ def cmd_eval(run: str, data: str, root: str | None = None, out: str | None = Non
 
 
 def cmd_score(run: str, images: list[str], as_json: bool = False, batch_size: int = 256) -> int:
-    from finegrain.data.sources import IMAGE_EXTENSIONS
+    from finegrain.data.sources import expand_images
     from finegrain.errors import DataError
     from finegrain.infer.scorer import Scorer
 
     scorer = Scorer.load(run, batch_size=batch_size)
-    paths: list[Path] = []
-    for item in map(Path, images):  # a folder stands for every image inside it
-        paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if item.is_dir() else [item]
+    paths = expand_images(images)
     good, scores, problems = scorer.score_paths(paths)
     if as_json:
         print(json.dumps([{"path": str(p), "score": float(s)} for p, s in zip(good, scores)], indent=2))

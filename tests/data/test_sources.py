@@ -157,3 +157,16 @@ def test_scut_labels_file():
     assert len(records) == 5500
     assert all(1.0 <= r.score <= 5.0 and r.label is None for r in records)
     assert records[0].path.exists()
+
+
+def test_expand_images_walks_folders_keeps_files_and_rejects_empty_folders(tmp_path):
+    from finegrain.data.sources import expand_images
+
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    for name in ("a/2.jpg", "a/deep/1.png", "a/.hidden.jpg", "a/notes.txt", "single.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    got = expand_images([tmp_path / "a", str(tmp_path / "single.jpg")])
+    assert got == [tmp_path / "a" / "2.jpg", tmp_path / "a" / "deep" / "1.png", tmp_path / "single.jpg"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty: no images"):
+        expand_images([tmp_path / "empty"])

@@ -9,6 +9,7 @@ import csv
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from finegrain.data.records import Record
@@ -38,6 +39,23 @@ def _walk_images(root: Path) -> list[Path]:
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found.extend(Path(folder, f) for f in files if not f.startswith(".") and is_image_file(Path(f)))
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def expand_images(items: Sequence[str | Path]) -> list[Path]:
+    """Command-line image arguments: each folder stands for every image inside it (any depth).
+
+    A folder without images is an error naming it, not a silent no-op.
+    """
+    paths: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            found = _walk_images(item)
+            if not found:
+                raise DataError(f"{item}: no images in this folder")
+            paths += found
+        else:
+            paths.append(item)
+    return paths
 
 
 def read_folder(root: Path | str) -> list[Record]:

@@ -9,16 +9,9 @@ from pathlib import Path
 
 import cv2
 
-from finegrain.data.sources import IMAGE_EXTENSIONS
+from finegrain.data.sources import expand_images
 from finegrain.errors import DataError
 from finegrain.utils import atomic_write
-
-
-def _expand(images: list[str]) -> list[Path]:
-    paths: list[Path] = []
-    for item in map(Path, images):  # a folder stands for every image inside it
-        paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if item.is_dir() else [item]
-    return paths
 
 
 def _write_image(path: Path, rgb) -> None:
@@ -33,7 +26,7 @@ def cmd_detect(images: list[str], detector: str | None = None, as_json: bool = F
 
     face_detector = FaceDetector.load(detector, threshold=threshold, min_face=min_face)
     problems, report = [], []
-    for path, image, faces in face_detector.detect_paths(_expand(images), crop_size=size if crops else None,
+    for path, image, faces in face_detector.detect_paths(expand_images(images), crop_size=size if crops else None,
                                                          margin=margin):
         if image is None:
             problems.append(faces)

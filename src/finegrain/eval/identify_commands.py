@@ -6,31 +6,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from finegrain.data.sources import expand_images
 from finegrain.errors import ConfigError, DataError, FinegrainError, Problem
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_ALTERNATIVES = 3
-
-
-def _expand(images: Sequence[str]) -> list[Path]:
-    """Image paths, with each folder standing for every image inside it (any depth)."""
-    from finegrain.data.sources import IMAGE_EXTENSIONS
-
-    paths: list[Path] = []
-    for item in map(Path, images):
-        if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise DataError(f"{item}: no images in this folder")
-            paths += found
-        else:
-            paths.append(item)
-    return paths
 
 
 def _load_embedder(model: Path | str, batch_size: int):
@@ -76,7 +60,7 @@ def cmd_identify(index: str, images: list[str], threshold: float = DEFAULT_THRES
                              f"{embedder.model.head.embedding_size}-d ones; rebuild the index")
     vectors = _gallery_vectors(gallery)
     report, problems = [], []
-    for paths, queries, bad in embedder.embed_paths(_expand(images)):
+    for paths, queries, bad in embedder.embed_paths(expand_images(images)):
         problems += bad
         for path, answer in zip(paths, nearest_identity(queries @ vectors.T, labels, threshold, alternatives=k)):
             report.append({"path": str(path), **answer.to_dict()})
