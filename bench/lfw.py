@@ -47,6 +47,7 @@ BASE = dict(loss="triplet", miner="semi-hard", augment="light", flip=True, val=0
 MODELS: dict[str, dict] = {
     "lbp": dict(backbone="lbp", pooling="avg", image_size=80, epochs=40),
     "lbp96": dict(backbone="lbp", pooling="avg", image_size=96, epochs=40),
+    "lbp-r2": dict(backbone="lbp", pooling="avg", image_size=80, epochs=40, lbp_radius=2),
     "cnn": dict(backbone="resnet", stem_stride=2, image_size=64, epochs=20),
     "lbp-arcface": dict(backbone="lbp", pooling="avg", image_size=80, epochs=20, loss="arcface"),
     "cnn-arcface": dict(backbone="resnet", stem_stride=2, image_size=64, epochs=20, loss="arcface"),
@@ -153,8 +154,8 @@ def evaluate_split(tag: str, people: set[str], pair_set: PairSet, selected: np.n
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--view1", action="store_true", help="model selection on View 1 instead of View 2")
-    parser.add_argument("--models", default="lbp,lbp96",
-                        help=f"comma list of {', '.join(MODELS)} (default: lbp,lbp96)")
+    parser.add_argument("--models", default="lbp,lbp96,lbp-r2",
+                        help=f"comma list of {', '.join(MODELS)} (default: lbp,lbp96,lbp-r2)")
     parser.add_argument("--folds", default="0-9", help="View 2 folds to run, e.g. 0-9 or 0-4 (default: 0-9)")
     parser.add_argument("--crop", type=int, default=80, help="central crop of the 112 px images (default: 80)")
     parser.add_argument("--whiten-dim", type=int, default=128, help="PCA whitening dimension (default: 128)")

@@ -25,6 +25,8 @@ def test_every_subcommand_has_help(command, capsys):
         (["train", "data", "--augment", "wild"], "--augment"),
         (["train", "data", "--val", "1.5"], "--val"),
         (["train", "data", "--backbone", "conv4", "--stem-stride", "2"], "--stem-stride"),
+        (["train", "data", "--backbone", "resnet", "--lbp-radius", "2"], "--lbp-radius"),
+        (["train", "data", "--backbone", "lbp", "--lbp-cell", "0"], "--lbp-cell"),
         (["verify", "run", "--tta", "rotate"], "--tta"),
     ],
 )

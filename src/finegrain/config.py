@@ -47,6 +47,8 @@ class TrainConfig:
                                     default=None)
     stem_stride: int | None = _help("resnet: stride of the first conv; 2 makes 64+ px inputs ~5x cheaper",
                                     default=None)
+    lbp_radius: int | None = _help("lbp: neighbour distance of the binary patterns (default 1)", default=None)
+    lbp_cell: int | None = _help("lbp: side of the histogram cells in pixels (default 10)", default=None)
     embedding_size: int = _help("embedding dimension", default=128)
     pooling: str = _help("avg | gem", default="gem")
     image_size: int = _help("images are resized once to this square size", default=64)
@@ -135,6 +137,10 @@ class TrainConfig:
                 raise ConfigError(f"{flag(name)} must be positive, not {getattr(self, name)}")
         if self.stem_stride is not None and (self.backbone != "resnet" or self.stem_stride not in (1, 2)):
             raise ConfigError(f"--stem-stride is a resnet option and must be 1 or 2, not {self.stem_stride}")
+        for name in ("lbp_radius", "lbp_cell"):
+            if getattr(self, name) is not None and (self.backbone != "lbp" or getattr(self, name) < 1):
+                raise ConfigError(f"{flag(name)} is an lbp option and must be a positive integer, "
+                                  f"not {getattr(self, name)}")
         if self.k < 2:
             raise ConfigError(f"--k must be at least 2 (a class needs a positive pair), not {self.k}")
         if self.image_size < 16:

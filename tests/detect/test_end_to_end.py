@@ -23,17 +23,14 @@ def trained(synthetic_detection_data, tmp_path_factory):
     return out
 
 
-# The tiny cascade trained here is not bit-reproducible between processes (the cause is not found yet;
-# inference on a given file is), and on some runs it misses one of a scene's three faces. The bars below
-# hold on every run seen, and a detector that had learned nothing would miss them by far.
-def test_the_trained_cascade_finds_the_pasted_faces(trained, synthetic_detection_data):
+def test_the_trained_cascade_finds_every_pasted_face(trained, synthetic_detection_data):
     detector = FaceDetector.load(trained, threshold=0.5)
     lines = synthetic_detection_data["annotations"].read_text().split("\n")
     truth = np.array([[float(v) for v in line.split()[1:]] for line in lines if line.startswith("scene0.png")])
     image = cv2.imread(str(synthetic_detection_data["scenes"] / "scene0.png"))
     faces = detector.detect(image[..., ::-1], crop_size=64)
     boxes = np.array([f.box for f in faces]).reshape(-1, 4)
-    assert (iou_matrix(truth, boxes).max(axis=1) >= 0.5).sum() >= 2, (truth, boxes)
+    assert (iou_matrix(truth, boxes).max(axis=1) >= 0.5).all(), (truth, boxes)
     assert len(faces) <= len(truth) + 2
     assert all(f.crop.shape == (64, 64, 3) for f in faces)
 
@@ -44,7 +41,7 @@ def test_detect_cli_writes_crops_drawings_and_json(trained, synthetic_detection_
                  "--crops", str(tmp_path / "crops"), "--size", "48", "--draw", str(tmp_path / "drawn")])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert report[0]["path"].endswith("scene1.png") and len(report[0]["faces"]) >= 2
+    assert report[0]["path"].endswith("scene1.png") and len(report[0]["faces"]) >= 3
     crops = sorted((tmp_path / "crops").glob("scene1_face*.png"))
     assert len(crops) == len(report[0]["faces"]) and cv2.imread(str(crops[0])).shape == (48, 48, 3)
     assert (tmp_path / "drawn" / "scene1_faces.png").is_file()
@@ -56,7 +53,7 @@ def test_detector_eval_cli_reports_recall_ap_fps_and_roc(trained, synthetic_dete
                  str(d["scenes"]), "--out", str(tmp_path)])
     assert code == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert metrics["faces"] == 12 and metrics["recall_at_10_fp"] >= 0.5 and metrics["average_precision"] >= 0.5
+    assert metrics["faces"] == 12 and metrics["recall_at_10_fp"] >= 0.9 and metrics["average_precision"] >= 0.8
     assert metrics["vga_fps"] > 0 and (tmp_path / "roc.png").is_file()
 
 

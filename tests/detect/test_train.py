@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from finegrain.detect import train as train_module
 from finegrain.detect.boxes import iou_matrix
@@ -94,3 +95,19 @@ def test_a_killed_run_resumes_at_the_next_net(tmp_path, monkeypatch):
     train_detector(faces, scenes, cfg, resume=True)
     assert trained == list(ORDER)  # the first three were not trained again
     assert (tmp_path / "d.pt").is_file() and not (tmp_path / "d.pt.partial").exists()
+
+
+def test_training_is_reproducible_whatever_the_global_random_state(tmp_path):
+    # torch's default generator starts from a random seed in every process: the nets' initial weights must come
+    # from --seed, or two runs of the same command train different detectors.
+    rng = np.random.default_rng(0)
+    faces = [FaceImage(draw_face(36, rng), np.array([[0.0, 0, 36, 36]])) for _ in range(12)]
+    scenes = [clutter(60, 80, rng) for _ in range(2)]
+    weights = []
+    for run, global_seed in enumerate((1, 2)):
+        torch.manual_seed(global_seed)
+        cfg = DetectorTrainConfig(out=str(tmp_path / f"d{run}.pt"), epochs=1, random_negatives=200, hard_negatives=50)
+        weights.append(torch.load(train_detector(faces, scenes, cfg), weights_only=False)["weights"])
+    for name in ORDER:
+        for key, value in weights[0][name].items():
+            assert torch.equal(value, weights[1][name][key]), (name, key)

@@ -13,12 +13,13 @@ from finegrain.models.backbones.lbp import BINS, lbp_codes, lbp_histograms, unif
 NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1)]
 
 
-def loop_codes(g: np.ndarray) -> np.ndarray:
+def loop_codes(g: np.ndarray, r: int = 1) -> np.ndarray:
     h, w = g.shape
-    out = np.zeros((h - 2, w - 2), dtype=np.int64)
-    for y in range(1, h - 1):
-        for x in range(1, w - 1):
-            out[y - 1, x - 1] = sum(int(g[y + dy, x + dx] >= g[y, x]) << b for b, (dy, dx) in enumerate(NEIGHBOURS))
+    out = np.zeros((h - 2 * r, w - 2 * r), dtype=np.int64)
+    for y in range(r, h - r):
+        for x in range(r, w - r):
+            out[y - r, x - r] = sum(int(g[y + r * dy, x + r * dx] >= g[y, x]) << b
+                                    for b, (dy, dx) in enumerate(NEIGHBOURS))
     return out
 
 
@@ -35,6 +36,25 @@ def test_codes_match_a_loop():
     got = lbp_codes(g)
     for i in range(2):
         assert np.array_equal(got[i].numpy(), loop_codes(g[i].numpy()))
+
+
+@pytest.mark.parametrize("radius", [2, 3])
+def test_codes_at_a_larger_radius_match_a_loop(radius):
+    g = torch.randint(0, 5, (2, 12, 10)).float()
+    got = lbp_codes(g, radius)
+    assert got.shape == (2, 12 - 2 * radius, 10 - 2 * radius)
+    for i in range(2):
+        assert np.array_equal(got[i].numpy(), loop_codes(g[i].numpy(), radius))
+
+
+def test_radius_shrinks_the_grid_and_round_trips(tmp_path):
+    model = create_model("lbp", embedding_size=8, pooling="avg", image_size=40, cell=8, radius=3).eval()
+    assert model.backbone.num_features == BINS * (4 * 4 + 3 * 3)  # 34 px → 4 cells; 30 − 6 = 24 px → 3 cells
+    assert create_model("lbp", image_size=44, cell=8, radius=3).backbone.num_features == BINS * (4 * 4 + 3 * 3)
+    x = torch.rand(2, 3, 40, 40)
+    save_model(model, tmp_path / "m.pt")
+    again, _ = load_model(tmp_path / "m.pt")
+    assert again.backbone.radius == 3 and torch.allclose(again(x), model(x), atol=1e-6)
 
 
 def test_histograms_match_a_loop():
@@ -71,3 +91,7 @@ def test_cannot_grow():
         backbone.width_layers()
     with pytest.raises(ConfigError, match="cell"):
         create_model("lbp", image_size=32, cell=2)
+    with pytest.raises(ConfigError, match="radius"):
+        create_model("lbp", image_size=32, cell=8, radius=0)
+    with pytest.raises(ConfigError, match="whole cell"):
+        create_model("lbp", image_size=20, cell=10, radius=3)  # 15 px at scale 0.75 leaves 15 − 6 = 9 < 10

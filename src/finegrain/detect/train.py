@@ -140,6 +140,7 @@ def train_detector(faces: list[FaceImage], scenes: list[np.ndarray], cfg: Detect
         raise ConfigError("no non-face images: give --negatives")
     out = Path(cfg.out)
     partial = out.with_name(out.name + ".partial")
+    seed_everything(cfg.seed)  # the nets' initial weights: torch's own start seed differs in every process
     cascade = Cascade(settings=CascadeSettings().replace(**cfg.settings))
     report: dict[str, dict] = {}
     if resume and partial.is_file():

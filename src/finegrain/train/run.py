@@ -93,6 +93,10 @@ def backbone_kwargs(cfg: TrainConfig) -> dict:
         kw["image_size"] = cfg.image_size
     if cfg.stem_stride is not None:
         kw["stem_stride"] = cfg.stem_stride
+    if cfg.lbp_radius is not None:
+        kw["radius"] = cfg.lbp_radius
+    if cfg.lbp_cell is not None:
+        kw["cell"] = cfg.lbp_cell
     return kw
 
 

@@ -37,22 +37,26 @@ def uniform_table() -> Tensor:
     return table
 
 
-def lbp_codes(grey: Tensor) -> Tensor:
-    """``[B, H, W]`` grey → ``[B, H-2, W-2]`` 8-bit codes (border pixels have no full neighbourhood)."""
-    h, w = grey.shape[-2:]
-    centre = grey[:, 1 : h - 1, 1 : w - 1]
+def lbp_codes(grey: Tensor, radius: int = 1) -> Tensor:
+    """``[B, H, W]`` grey → ``[B, H-2r, W-2r]`` 8-bit codes (border pixels have no full neighbourhood).
+
+    The 8 neighbours lie on the square at chessboard distance ``radius`` (corners and edge midpoints), so
+    a larger radius compares coarser structure with no interpolation.
+    """
+    h, w, r = *grey.shape[-2:], radius
+    centre = grey[:, r : h - r, r : w - r]
     codes = torch.zeros_like(centre, dtype=torch.long)
     for bit, (dy, dx) in enumerate(_NEIGHBOURS):
-        codes |= (grey[:, 1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx] >= centre).long() << bit
+        codes |= (grey[:, r + r * dy : h - r + r * dy, r + r * dx : w - r + r * dx] >= centre).long() << bit
     return codes
 
 
-def lbp_histograms(grey: Tensor, table: Tensor, cell: int) -> Tensor:
+def lbp_histograms(grey: Tensor, table: Tensor, cell: int, radius: int = 1) -> Tensor:
     """Uniform-pattern histograms (fractions) over a grid of whole cell×cell cells: ``[B, cells * 59]``.
 
     One ``bincount`` over (image, cell, bin) indices: no one-hot tensor, so memory stays at the codes.
     """
-    bins = table[lbp_codes(grey)]
+    bins = table[lbp_codes(grey, radius)]
     b, h, w = bins.shape
     gh, gw = h // cell, w // cell
     bins = bins[:, : gh * cell, : gw * cell]
@@ -74,20 +78,23 @@ class LBP(Backbone):
     growable = False
 
     def __init__(self, image_size: int = 80, cell: int = 10, scales: Sequence[float] = (1.0, 0.75),
-                 width_multiplier: float = 1.0) -> None:
+                 radius: int = 1, width_multiplier: float = 1.0) -> None:
         super().__init__()
         if width_multiplier != 1.0:
             raise ConfigError("lbp has no widths to scale: leave --width at 1")
-        if cell < 4 or image_size < 2 * cell or not scales or min(scales) <= 0:
-            raise ConfigError(f"lbp: need cell >= 4, image_size >= 2 * cell and positive scales "
-                              f"(got cell {cell}, image_size {image_size}, scales {list(scales)})")
+        if (cell < 4 or radius < 1 or not scales or min(scales) <= 0 or image_size < 2 * cell
+                or round(image_size * min(scales)) - 2 * radius < cell):
+            raise ConfigError(f"lbp: need cell >= 4, radius >= 1, image_size >= 2 * cell, positive scales and a "
+                              f"whole cell at the smallest scale (got cell {cell}, radius {radius}, "
+                              f"image_size {image_size}, scales {list(scales)})")
         self.image_size, self.cell, self.scales = int(image_size), int(cell), tuple(float(s) for s in scales)
+        self.radius = int(radius)
         self.register_buffer("table", uniform_table(), persistent=False)
         self.register_buffer("grey_weights", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
         self.stages = nn.Sequential()
         self.min_input_size = 2 * cell
         sizes = [round(self.image_size * s) for s in self.scales]
-        self._num_features = BINS * sum(((s - 2) // self.cell) ** 2 for s in sizes)
+        self._num_features = BINS * sum(((s - 2 * self.radius) // self.cell) ** 2 for s in sizes)
 
     @property
     def num_features(self) -> int:
@@ -101,7 +108,7 @@ class LBP(Backbone):
             size = round(self.image_size * s)
             g = grey if grey.shape[-1] == size and grey.shape[-2] == size else F.interpolate(
                 grey, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-            parts.append(lbp_histograms(g[:, 0], self.table, self.cell))
+            parts.append(lbp_histograms(g[:, 0], self.table, self.cell, self.radius))
         return torch.cat(parts, dim=1).sqrt()[:, :, None, None]
 
     def width_layers(self) -> list[nn.Conv2d]:
@@ -118,7 +125,7 @@ class LBP(Backbone):
         raise ConfigError("lbp has no convolutions: Net2Net cannot grow it")
 
     def _arch_config(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "cell": self.cell, "scales": list(self.scales)}
+        return {"image_size": self.image_size, "cell": self.cell, "scales": list(self.scales), "radius": self.radius}
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, **self._arch_config()}
