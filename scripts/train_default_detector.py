@@ -56,7 +56,7 @@ def main() -> None:
     cfg = DetectorTrainConfig(out=args.out, settings=dict(threshold_12=0.3, threshold_24=0.3))
     train_detector(faces, scenes, cfg, resume=args.resume)
     metadata = torch.load(args.out, map_location="cpu", weights_only=True)["metadata"]
-    save_cascade(load_cascade(args.out, threshold_12=0.8, threshold_24=0.5), args.out, **metadata)
+    save_cascade(load_cascade(args.out, threshold_12=0.9, threshold_24=0.5), args.out, **metadata)
     annotations.unlink()
     print(f"wrote {args.out} in {time.perf_counter() - start:.0f} s", flush=True)
 

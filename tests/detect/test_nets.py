@@ -56,3 +56,16 @@ def test_window_nets_refuse_the_wrong_size(name):
     size = int(name[-2:])
     with pytest.raises(ValueError, match=f"{size}×{size}"):
         NETS[name]()(torch.zeros(1, 1, size + 4, size + 4))
+
+
+@pytest.mark.parametrize("name", ["detect24", "detect48"])
+def test_window_contrast_ignores_brightness_and_fixed_normalisation_does_not(name):
+    torch.manual_seed(0)
+    size = int(name[-2:])
+    windows = torch.rand(4, 1, size, size) * 150 + 20
+    contrast, fixed = NETS[name]().eval(), NETS[name](window_contrast=False).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(contrast(windows + 60), contrast(windows), rtol=0, atol=1e-4)
+        assert not torch.allclose(fixed(windows + 60), fixed(windows), atol=1e-2)
+        # contrast is normalised too, up to the 4-grey-level floor (window std here is about 43)
+        torch.testing.assert_close(contrast(2 * windows), contrast(windows), rtol=0, atol=0.05)

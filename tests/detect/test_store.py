@@ -45,3 +45,15 @@ def test_the_bundled_detector_ships_small_and_loads():
     cascade = load_cascade()
     found = cascade.detect(np.full((120, 160), 128, dtype=np.uint8))  # a flat image has no faces
     assert len(found.boxes) == 0
+
+
+def test_net_options_round_trip_and_older_files_load_as_fixed_normalisation(tmp_path):
+    cascade = Cascade()
+    assert cascade.nets["detect48"].window_contrast and not cascade.nets["calibrate48"].window_contrast
+    loaded = load_cascade(save_cascade(cascade, tmp_path / "new.pt"))
+    assert {n: net.options() for n, net in loaded.nets.items()} == {n: net.options() for n, net in cascade.nets.items()}
+    payload = torch.load(tmp_path / "new.pt", weights_only=True)
+    del payload["architecture"]  # as written before nets had options
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_cascade(tmp_path / "old.pt")
+    assert not any(net.options().get("window_contrast") for net in old.nets.values())

@@ -27,6 +27,16 @@ class _Normalise(nn.Module):
         return (x - 127.5) / 64.0
 
 
+class _WindowContrast(nn.Module):
+    """Each window to zero mean and about unit contrast, so a dark, flat or washed-out face looks like a clear
+    one (Viola–Jones normalise window variance for the same reason). The floor of 4 grey levels keeps a nearly
+    uniform window from being blown up into noise."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return (x - mean) / (x.std(dim=(1, 2, 3), keepdim=True) + 4.0)
+
+
 def _conv(cin: int, cout: int, k: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, k), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
@@ -66,6 +76,9 @@ class Detect12(nn.Module):
         height, width = x.shape[-2:]
         return torch.sigmoid(margin)[:, 0, : (height - 12) // STRIDE_12 + 1, : (width - 12) // STRIDE_12 + 1]
 
+    def options(self) -> dict:
+        return {}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """A batch of 12×12 windows → ``(N, 2)`` logits."""
         if x.shape[-2:] != (12, 12):
@@ -74,13 +87,18 @@ class Detect12(nn.Module):
 
 
 class _WindowNet(nn.Module):
-    """Convolutional features → hidden layer → ``outputs`` logits, for fixed-size windows."""
+    """Convolutional features → hidden layer → ``outputs`` logits, for fixed-size windows.
+
+    ``window_contrast`` normalises each window by its own mean and contrast instead of fixed constants.
+    """
 
     size: int
 
-    def __init__(self, features: nn.Sequential, feature_dim: int, hidden: int, outputs: int):
+    def __init__(self, features: nn.Sequential, feature_dim: int, hidden: int, outputs: int,
+                 window_contrast: bool = False):
         super().__init__()
-        self.features = nn.Sequential(_Normalise(), *features)
+        self.window_contrast = window_contrast
+        self.features = nn.Sequential(_WindowContrast() if window_contrast else _Normalise(), *features)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(feature_dim, hidden), nn.ReLU(inplace=True),
                                   nn.Dropout(0.3), nn.Linear(hidden, outputs))
 
@@ -88,6 +106,10 @@ class _WindowNet(nn.Module):
         if x.shape[-2:] != (self.size, self.size):
             raise ValueError(f"{type(self).__name__} takes {self.size}×{self.size} windows, got {tuple(x.shape[-2:])}")
         return self.head(self.features(x))
+
+    def options(self) -> dict:
+        """What a detector file must record to rebuild this net (beyond its weights)."""
+        return {"window_contrast": self.window_contrast}
 
 
 def _features_12(channels: int) -> tuple[nn.Sequential, int]:
@@ -110,36 +132,36 @@ def _features_48(channels: int) -> tuple[nn.Sequential, int]:
 class Calibrate12(_WindowNet):
     size = 12
 
-    def __init__(self, channels: int = 16, hidden: int = 128):
-        super().__init__(*_features_12(channels), hidden, NUM_PATTERNS)
+    def __init__(self, channels: int = 16, hidden: int = 128, window_contrast: bool = False):
+        super().__init__(*_features_12(channels), hidden, NUM_PATTERNS, window_contrast)
 
 
 class Detect24(_WindowNet):
     size = 24
 
-    def __init__(self, channels: int = 32, hidden: int = 128):
-        super().__init__(*_features_24(channels), hidden, 2)
+    def __init__(self, channels: int = 32, hidden: int = 128, window_contrast: bool = True):
+        super().__init__(*_features_24(channels), hidden, 2, window_contrast)
 
 
 class Calibrate24(_WindowNet):
     size = 24
 
-    def __init__(self, channels: int = 32, hidden: int = 64):
-        super().__init__(*_features_24(channels), hidden, NUM_PATTERNS)
+    def __init__(self, channels: int = 32, hidden: int = 64, window_contrast: bool = False):
+        super().__init__(*_features_24(channels), hidden, NUM_PATTERNS, window_contrast)
 
 
 class Detect48(_WindowNet):
     size = 48
 
-    def __init__(self, channels: int = 64, hidden: int = 256):
-        super().__init__(*_features_48(channels), hidden, 2)
+    def __init__(self, channels: int = 64, hidden: int = 256, window_contrast: bool = True):
+        super().__init__(*_features_48(channels), hidden, 2, window_contrast)
 
 
 class Calibrate48(_WindowNet):
     size = 48
 
-    def __init__(self, channels: int = 64, hidden: int = 256):
-        super().__init__(*_features_48(channels), hidden, NUM_PATTERNS)
+    def __init__(self, channels: int = 64, hidden: int = 256, window_contrast: bool = False):
+        super().__init__(*_features_48(channels), hidden, NUM_PATTERNS, window_contrast)
 
 
 NETS: dict[str, type[nn.Module]] = {

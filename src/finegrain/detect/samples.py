@@ -47,8 +47,8 @@ def _jitter(boxes: np.ndarray, rng: np.random.Generator, shift: float, scale: fl
 
 
 def photometric(windows: torch.Tensor, rng: np.random.Generator, flip: bool = True) -> torch.Tensor:
-    """Random contrast, brightness, gamma and blur per window, and horizontal flips: real photos are often dark,
-    flat or blurred scans, unlike the clean crops faces come from."""
+    """Random contrast, brightness, gamma, blur, fading and noise per window, and horizontal flips: real photos are
+    often dark, flat, grainy or blurred scans, unlike the clean crops faces come from."""
     n = len(windows)
     if not n:
         return windows
@@ -64,6 +64,18 @@ def photometric(windows: torch.Tensor, rng: np.random.Generator, flip: bool = Tr
         small = max(6, round(size * rng.uniform(0.4, 0.8)))
         down = F.interpolate(out[blurred], size=(small, small), mode="area")
         out[blurred] = F.interpolate(down, size=(size, size), mode="bilinear", align_corners=False)
+    faded = torch.from_numpy(rng.random(n) < 0.3)
+    if faded.any():  # old scans and shadowed faces: a fraction of the contrast, often darker too
+        k = int(faded.sum())
+        contrast = torch.from_numpy(rng.uniform(0.2, 0.5, (k, 1, 1, 1))).float()
+        darker = torch.from_numpy(rng.uniform(0.4, 1.0, (k, 1, 1, 1))).float()
+        mean = out[faded].mean(dim=(1, 2, 3), keepdim=True)
+        out[faded] = (out[faded] - mean) * contrast + mean * darker
+    noisy = torch.from_numpy(rng.random(n) < 0.3)
+    if noisy.any():  # sensor grain and halftone screens
+        sigma = torch.from_numpy(rng.uniform(2, 12, (int(noisy.sum()), 1, 1, 1))).float()
+        out[noisy] += sigma * torch.from_numpy(rng.standard_normal(tuple(out[noisy].shape))).float()
+    out = out.clamp(0, 255)
     if flip:
         mirrored = torch.from_numpy(rng.random(n) < 0.5)
         out[mirrored] = out[mirrored].flip(-1)

@@ -27,6 +27,7 @@ def save_cascade(cascade: Cascade, path: str | Path, **metadata) -> Path:
     weights = {name: {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
                for name, net in cascade.nets.items()}
     payload = {"format": FORMAT, "version": VERSION, "weights": weights,
+               "architecture": {name: net.options() for name, net in cascade.nets.items()},
                "settings": asdict(cascade.settings), "metadata": metadata}
     torch_save_atomic(payload, Path(path))
     return Path(path)
@@ -45,9 +46,12 @@ def load_cascade(path: str | Path | None = None, **overrides) -> Cascade:
         raise DataError(f"{path}: not a finegrain face detector (no '{FORMAT}' header)")
     if payload.get("version") != VERSION:
         raise DataError(f"{path}: detector format version {payload.get('version')}, this finegrain reads {VERSION}")
+    # Files written before nets had options hold fixed-normalisation nets throughout.
+    architecture = payload.get("architecture") or {name: {} if name == "detect12" else {"window_contrast": False}
+                                                   for name in NETS}
     nets = {}
     for name, cls in NETS.items():
-        net = cls()
+        net = cls(**architecture[name])
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["weights"][name].items()})
         nets[name] = net
     settings = CascadeSettings(**payload["settings"]).replace(**overrides)
