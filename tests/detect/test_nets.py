@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from finegrain.detect.nets import NETS, Detect12
+from finegrain.detect.cascade import Cascade
+from finegrain.detect.nets import NETS, Detect12, fold_batch_norm
 from finegrain.detect.windows import grid_windows, level_patches
 
 
@@ -69,3 +70,38 @@ def test_window_contrast_ignores_brightness_and_fixed_normalisation_does_not(nam
         assert not torch.allclose(fixed(windows + 60), fixed(windows), atol=1e-2)
         # contrast is normalised too, up to the 4-grey-level floor (window std here is about 43)
         torch.testing.assert_close(contrast(2 * windows), contrast(windows), rtol=0, atol=0.05)
+
+
+def _with_trained_looking_batch_norm(net: torch.nn.Module) -> torch.nn.Module:
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_folding_batch_norm_keeps_every_output(name):
+    torch.manual_seed(0)
+    net = _with_trained_looking_batch_norm(NETS[name]())
+    folded = fold_batch_norm(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # the original is untouched
+    size = int(name[-2:])
+    x = torch.rand(6, 1, size, size) * 255
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-4)
+
+
+def test_the_cascade_refolds_a_net_whose_weights_changed():
+    torch.manual_seed(0)
+    cascade = Cascade()
+    windows = torch.rand(8, 1, 24, 24) * 255
+    before = cascade.face_probability(24, windows)
+    assert cascade._inference_net("detect24") is cascade._inference_net("detect24")  # cached
+    with torch.no_grad():
+        cascade.nets["detect24"].head[-1].bias.add_(torch.tensor([-3.0, 3.0]))  # in place, as an optimiser step
+    after = cascade.face_probability(24, windows)
+    assert (after > before).all()

@@ -13,7 +13,7 @@ from finegrain.detect.samples import (
     random_windows,
 )
 from finegrain.detect.sources import read_face_crops
-from finegrain.detect.train import ORDER, DetectorTrainConfig, train_detector
+from finegrain.detect.train import ORDER, DetectorTrainConfig, quarter_turns, train_detector
 from finegrain.errors import ConfigError
 
 from .conftest import clutter, draw_face
@@ -64,9 +64,22 @@ def test_offset_window_geometry(monkeypatch):
     assert 25 <= len(boxes) <= 30 and (iou_matrix(boxes, face.boxes)[:, 0] < 0.3).all()
 
 
+def test_quarter_turns_give_every_orientation_of_every_scene():
+    scenes = [np.arange(6, dtype=np.uint8).reshape(2, 3), np.arange(12, dtype=np.uint8).reshape(3, 4)]
+    turned = quarter_turns(scenes, 4)
+    assert len(turned) == 8 and [t.shape for t in turned[:4]] == [(2, 3), (3, 4), (3, 2), (4, 3)]
+    np.testing.assert_array_equal(turned[2], [[2, 5], [1, 4], [0, 3]])  # 90 degrees anticlockwise
+    np.testing.assert_array_equal(turned[4], scenes[0][::-1, ::-1])  # 180 degrees
+    assert all(t.flags.c_contiguous for t in turned) and len(quarter_turns(scenes, 1)) == 2
+
+
 def test_config_errors_name_the_flag(tmp_path):
     with pytest.raises(ConfigError, match="--epochs"):
         DetectorTrainConfig(out=str(tmp_path / "d.pt"), epochs=0).validate()
+    for flag, value in (("mining_turns_48", 5), ("mining_turns_48", 0), ("bootstrap_rounds", -1),
+                        ("mining_threshold_48", 1.5), ("bootstrap_threshold", -0.1)):
+        with pytest.raises(ConfigError, match="--" + flag.replace("_", "-")):
+            DetectorTrainConfig(out=str(tmp_path / "d.pt"), **{flag: value}).validate()
     with pytest.raises(ConfigError, match="--negatives"):
         train_detector([FaceImage(np.zeros((36, 36), np.uint8), np.array([[0.0, 0, 36, 36]]))], [],
                        DetectorTrainConfig(out=str(tmp_path / "d.pt")))
@@ -93,7 +106,8 @@ def test_a_killed_run_resumes_at_the_next_net(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "fit", lambda net, x, y, cfg, name: trained.append(name) or {})
     train_detector(faces, scenes, cfg, resume=True)
-    assert trained == list(ORDER)  # the first three were not trained again
+    # the first three were not trained again; the 48-net is retrained once with the cascade's false positives
+    assert trained == [*ORDER, "detect48 (bootstrap 1)"]
     assert (tmp_path / "d.pt").is_file() and not (tmp_path / "d.pt.partial").exists()
 
 

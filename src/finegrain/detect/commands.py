@@ -110,9 +110,13 @@ def add_detection_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--annotations", action="append", help="box file (list or COCO JSON) for the next --images")
     p.add_argument("--images", action="append", help="folder the preceding --annotations refer to")
     p.add_argument("--negatives", action="append", help="folder of images without faces (repeatable)")
-    p.add_argument("--epochs", type=int, help="epochs per net (default: 6)")
+    p.add_argument("--epochs", type=int, help="epochs per net (default: 5)")
     p.add_argument("--random-negatives", type=int, help="random non-face windows for the 12-net (default: 150000)")
     p.add_argument("--hard-negatives", type=int, help="most mined windows per later stage (default: 100000)")
+    p.add_argument("--mining-turns-48", type=int,
+                   help="quarter turns of each non-face image searched for the 48-net's hard negatives (default: 4)")
+    p.add_argument("--bootstrap-rounds", type=int,
+                   help="times the 48-net is retrained with the whole cascade's false positives added (default: 1)")
     p.add_argument("--seed", type=int, help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true", help="keep the nets a killed run already trained")
     p.set_defaults(_handler=cmd_detector_train)

@@ -10,9 +10,12 @@ weights score one 12×12 window or every window of a whole image at stride 2 in 
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from finegrain.detect.calibration import NUM_PATTERNS
 
@@ -169,3 +172,19 @@ NETS: dict[str, type[nn.Module]] = {
     "detect24": Detect24, "calibrate24": Calibrate24,
     "detect48": Detect48, "calibrate48": Calibrate48,
 }
+
+
+def fold_batch_norm(net: nn.Module) -> nn.Module:
+    """An inference copy of ``net`` with every convolution → batch-norm pair fused into one convolution.
+
+    Same outputs in eval mode, about a quarter less time: batch norm is a separate pass over every activation.
+    """
+    fused = copy.deepcopy(net).eval()
+    for module in fused.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for i in range(len(module) - 1):
+            if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
+                module[i] = fuse_conv_bn_eval(module[i], module[i + 1])
+                module[i + 1] = nn.Identity()
+    return fused.to(memory_format=torch.channels_last)

@@ -14,6 +14,7 @@ from torch import nn
 
 from finegrain.detect import samples
 from finegrain.detect.cascade import Cascade, CascadeSettings
+from finegrain.detect.nets import NETS
 from finegrain.detect.samples import FaceImage
 from finegrain.detect.store import save_cascade
 from finegrain.errors import ConfigError
@@ -33,13 +34,27 @@ class DetectorTrainConfig:
     random_negatives: int = 150_000  # for the 12-net; later nets get a quarter as many beside their hard negatives
     hard_negatives: int = 100_000  # at most, per later stage
     min_face_mining: float = 16.0
+    # The 48-net ranks the final detections and finds few hard negatives in upright scenes: it mines each scene
+    # in this many quarter turns (each also mirrored), at a 12-net threshold near the shipped ones (windows the
+    # 12-net rejects never reach it), then retrains with the whole cascade's remaining false positives added.
+    mining_turns_48: int = 4
+    mining_threshold_48: float = 0.8
+    bootstrap_rounds: int = 1
+    bootstrap_threshold: float = 0.3
     seed: int = 0
     settings: dict = field(default_factory=dict)
 
     def validate(self) -> DetectorTrainConfig:
-        for name in ("epochs", "batch_size", "positives_per_face", "calibration_per_face"):
+        for name in ("epochs", "batch_size", "positives_per_face", "calibration_per_face", "mining_turns_48"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(self, name)}")
+        if self.mining_turns_48 > 4:
+            raise ConfigError(f"--mining-turns-48: at most 4 quarter turns, got {self.mining_turns_48}")
+        if self.bootstrap_rounds < 0:
+            raise ConfigError(f"--bootstrap-rounds: must be at least 0, got {self.bootstrap_rounds}")
+        for name in ("mining_threshold_48", "bootstrap_threshold"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"--{name.replace('_', '-')}: must be between 0 and 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ConfigError(f"--lr: must be positive, got {self.lr}")
         CascadeSettings().replace(**self.settings)
@@ -84,14 +99,20 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
     return x.round().clamp(0, 255).to(torch.uint8)
 
 
-def _mine(cascade: Cascade, scenes: list[np.ndarray], stages: int, cfg: DetectorTrainConfig) -> list[np.ndarray]:
+def quarter_turns(scenes: list[np.ndarray], turns: int) -> list[np.ndarray]:
+    """Every scene turned by 0, 90, … degrees (``turns`` orientations): more non-face clutter from the same photos."""
+    return [np.ascontiguousarray(np.rot90(scene, k)) for k in range(turns) for scene in scenes]
+
+
+def _mine(cascade: Cascade, scenes: list[np.ndarray], stages: int, cfg: DetectorTrainConfig,
+          **settings_overrides) -> list[np.ndarray]:
     """Windows of the non-face scenes that the first ``stages`` stages pass: every one is a mistake.
 
     Mining looks for smaller faces and with a laxer 24-net than detection does, and in mirrored scenes too, so
     the next stage sees more of the mistakes it will have to reject.
     """
     lax = min(0.1, cascade.settings.threshold_24)
-    settings = cascade.settings.replace(min_face=cfg.min_face_mining, threshold_24=lax)
+    settings = cascade.settings.replace(min_face=cfg.min_face_mining, threshold_24=lax, **settings_overrides)
     mining = Cascade(dict(cascade.nets), settings)
     mirrored = [np.ascontiguousarray(s[:, ::-1]) for s in scenes]
     found = progress_bar(mining.detect_many(scenes + mirrored, stages=stages), total=2 * len(scenes),
@@ -103,6 +124,16 @@ def _mine(cascade: Cascade, scenes: list[np.ndarray], stages: int, cfg: Detector
     return [np.concatenate([a, b]) for a, b in zip(boxes[: len(scenes)], unmirrored)]
 
 
+def _subset(hard: list[np.ndarray], cap: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """At most about ``cap`` of the mined windows, a random subset spread over the scenes."""
+    total = sum(len(b) for b in hard)
+    if total <= cap:
+        return hard
+    keep = rng.random(total) < cap / total
+    splits = np.cumsum([len(b) for b in hard])[:-1]
+    return [b[k] for b, k in zip(hard, np.split(keep, splits))]
+
+
 def _data(name: str, cascade: Cascade, faces: list[FaceImage], scenes: list[np.ndarray], cfg: DetectorTrainConfig,
           rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     size = int(name[-2:])
@@ -112,13 +143,13 @@ def _data(name: str, cascade: Cascade, faces: list[FaceImage], scenes: list[np.n
     positives = samples.positive_windows(faces, size, cfg.positives_per_face, rng)
     if size == 12:
         negatives = samples.random_windows(scenes, size, cfg.random_negatives, rng)
+    elif size == 24:
+        hard = _subset(_mine(cascade, scenes, 1, cfg), cfg.hard_negatives, rng)
     else:
-        hard = _mine(cascade, scenes, 1 if size == 24 else 2, cfg)
-        total = sum(len(b) for b in hard)
-        if total > cfg.hard_negatives:  # keep a random subset, spread over the scenes
-            keep = rng.random(total) < cfg.hard_negatives / total
-            splits = np.cumsum([len(b) for b in hard])[:-1]
-            hard = [b[k] for b, k in zip(hard, np.split(keep, splits))]
+        scenes = quarter_turns(scenes, cfg.mining_turns_48)
+        hard = _mine(cascade, scenes, 2, cfg, threshold_12=cfg.mining_threshold_48)
+        hard = _subset(hard, cfg.hard_negatives, rng)
+    if size > 12:
         print(f"{name}: {sum(len(b) for b in hard)} hard negatives from {len(scenes)} scenes", flush=True)
         negatives = [samples.cut(scenes, hard, size, rng),
                      samples.random_windows(scenes, size, cfg.random_negatives // 4, rng)]
@@ -128,6 +159,16 @@ def _data(name: str, cascade: Cascade, faces: list[FaceImage], scenes: list[np.n
     x = torch.cat([_u8(positives), _u8(negatives)])
     y = torch.cat([torch.ones(len(positives), dtype=torch.long), torch.zeros(len(negatives), dtype=torch.long)])
     return x, y
+
+
+def _bootstrap_negatives(cascade: Cascade, scenes: list[np.ndarray], cfg: DetectorTrainConfig,
+                         rng: np.random.Generator) -> torch.Tensor:
+    """The whole cascade's false positives on the turned scenes, in two photometric draws: the windows the
+    trained 48-net still scores as faces."""
+    turned = quarter_turns(scenes, cfg.mining_turns_48)
+    hard = _mine(cascade, turned, 3, cfg, threshold_12=cfg.mining_threshold_48, threshold_48=cfg.bootstrap_threshold)
+    print(f"detect48: {sum(len(b) for b in hard)} false positives of the whole cascade", flush=True)
+    return torch.cat([_u8(samples.cut(turned, hard, 48, rng)) for _ in range(2)])
 
 
 def train_detector(faces: list[FaceImage], scenes: list[np.ndarray], cfg: DetectorTrainConfig,
@@ -157,6 +198,13 @@ def train_detector(faces: list[FaceImage], scenes: list[np.ndarray], cfg: Detect
         x, y = _data(name, cascade, faces, scenes, cfg, rng)
         report[name] = fit(cascade.nets[name], x, y, cfg, name)
         cascade.eval()
+        for round_ in range(cfg.bootstrap_rounds if name == "detect48" else 0):
+            extra = _bootstrap_negatives(cascade, scenes, cfg, rng)
+            x, y = torch.cat([x, extra]), torch.cat([y, torch.zeros(len(extra), dtype=torch.long)])
+            seed_everything(cfg.seed + step + 100 * (round_ + 1))
+            cascade.nets[name] = NETS[name](**cascade.nets[name].options())  # retrained from scratch
+            report[name] = fit(cascade.nets[name], x, y, cfg, f"{name} (bootstrap {round_ + 1})")
+            cascade.eval()
         torch_save_atomic({"done": list(report), "report": report,
                            "weights": {n: cascade.nets[n].state_dict() for n in report}}, partial)
     save_cascade(cascade, out, training=asdict(cfg), report=report, faces=len(faces), scenes=len(scenes))
