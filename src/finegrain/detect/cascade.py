@@ -34,8 +34,9 @@ class CascadeSettings:
     nms_12: float = 0.5  # IoU above which the weaker of two windows is dropped
     nms_24: float = 0.5
     nms_48: float = 0.3
-    # The 24- and 48-nets score each window and its mirror image and average the two: faces are near
-    # symmetric, the clutter a net mistakes for one rarely is, and two looks rank faces more reliably.
+    # If set, the 24- and 48-nets score each window and its mirror image and average the two: faces are near
+    # symmetric, the clutter a net mistakes for one rarely is, and two looks rank faces more reliably. Off
+    # unless a detector file turns it on (the bundled one does), so older files behave as they did.
     mirror: bool = False
     batch_size: int = 1024  # windows per network call
 
