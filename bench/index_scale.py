@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from finegrain.index.gallery import GalleryIndex, build_index
+from finegrain.index.build import SAVE_EVERY
+from finegrain.index.gallery import GalleryIndex, IndexBinding
+from finegrain.models import create_model, save_model
 
 
 def batches(n: int, dim: int, size: int = 256, seed: int = 0):
@@ -37,10 +39,16 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        folder, model = Path(tmp) / "idx", Path(tmp) / "model.pt"
-        model.write_bytes(b"stand-in model file")
+        folder = Path(tmp) / "idx"
+        model = save_model(create_model("conv4", embedding_size=args.dim), Path(tmp) / "model.safetensors",
+                           preprocessing={"image_size": 32})  # a stand-in: the vectors are random
         t = time.perf_counter()
-        _, added = build_index(batches(args.n, args.dim), folder, args.dim, model)
+        index, added = GalleryIndex(args.dim, binding=IndexBinding.from_model(model)), 0
+        for paths, vectors, labels in batches(args.n, args.dim):
+            added += index.add(vectors, paths, labels)
+            if added % SAVE_EVERY < len(paths):
+                index.save(folder, model)
+        index.save(folder, model)
         build_seconds = time.perf_counter() - t
         t = time.perf_counter()
         index = GalleryIndex.load(folder)
@@ -49,7 +57,7 @@ def main() -> None:
         t = time.perf_counter()
         hits = index.search(queries, k=20)
         search_ms = (time.perf_counter() - t) * 1000 / len(queries)
-        size_mb = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
+        size_mb = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
     print(json.dumps({
         "vectors": added, "dim": args.dim, "build_and_save_seconds": round(build_seconds, 2),
         "load_seconds": round(load_seconds, 2), "search_ms_per_query_top20": round(search_ms, 3),

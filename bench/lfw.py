@@ -30,14 +30,14 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from finegrain.config import TrainConfig
-from finegrain.eval.pairs import PairSet, read_pairs, resolve_images
+from finegrain.encoders import MODEL_FILE, load_encoder
+from finegrain.encoders.edit import combine_models
+from finegrain.encoders.normalize import FeatureNormalizer
 from finegrain.eval.verification import kfold_verification, pair_distances, roc_png
-from finegrain.eval.verify import embed_all, folds_for
-from finegrain.infer.embedder import Embedder
-from finegrain.infer.meta import combine_models
-from finegrain.infer.normalize import FeatureNormalizer
 from finegrain.train.run import train
 from finegrain.utils import atomic_write, atomic_write_text
+from finegrain.verification.pairs import PairSet, read_pairs, resolve_images
+from finegrain.verification.protocol import folds_for
 
 LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
 RESULTS = Path("bench/results")
@@ -84,12 +84,16 @@ def write_train_list(people: set[str], path: Path) -> int:
 
 def train_model(name: str, train_list: Path, crops: Path, run: Path, threads: int) -> float:
     """Train (or resume, or reuse) one model; returns the training seconds of this call."""
-    if (run / "model.pt").exists():
+    if (run / MODEL_FILE).exists():
         return 0.0
     cfg = TrainConfig(data=str(train_list), root=str(crops), out=str(run), threads=threads, **{**BASE, **MODELS[name]})
     started = time.perf_counter()
     train(cfg, resume=(run / "config.yaml").exists(), quiet=True, tensorboard=False)
     return time.perf_counter() - started
+
+
+def embed_all(encoder, paths: list[Path], progress: bool = False) -> np.ndarray:
+    return encoder.encode_files(paths, progress=progress).vectors
 
 
 def train_paths(train_list: Path, crops: Path) -> list[Path]:
@@ -99,7 +103,7 @@ def train_paths(train_list: Path, crops: Path) -> list[Path]:
 def model_variants(name: str, run: Path, train_list: Path, crops: Path, paths: list[Path], whiten_dim: int,
                    ) -> dict[str, np.ndarray]:
     """Pair-image embeddings of one model: plain, flip TTA, and PCA whitening fitted on its training images."""
-    plain, flip = Embedder.load(run), Embedder.load(run, tta="flip")
+    plain, flip = load_encoder(run), load_encoder(run, tta="flip")
     whiten = FeatureNormalizer.fit(embed_all(plain, train_paths(train_list, crops), progress=False), "whiten",
                                    whiten_dim)
     e, f = embed_all(plain, paths, progress=False), embed_all(flip, paths, progress=False)
@@ -124,7 +128,7 @@ def evaluate_split(tag: str, people: set[str], pair_set: PairSet, selected: np.n
     """
     train_list = work / tag / "train.txt"
     cache = work / tag / f"distances-{'-'.join(models)}.npz"
-    done = [work / tag / name / "model.pt" for name in models]
+    done = [work / tag / name / MODEL_FILE for name in models]
     if cache.exists() and all(m.exists() and m.stat().st_mtime < cache.stat().st_mtime for m in done):
         return dict(np.load(cache)), 0.0
     write_train_list(people, train_list)
@@ -139,8 +143,8 @@ def evaluate_split(tag: str, people: set[str], pair_set: PairSet, selected: np.n
     if len(models) > 1:  # the product path: `finegrain combine`, then load it like any model
         meta = work / tag / "meta"
         combine_models(runs, meta)
-        embeddings["meta"] = embed_all(Embedder.load(meta), paths, progress=False)
-        embeddings["meta +flip"] = embed_all(Embedder.load(meta, tta="flip"), paths, progress=False)
+        embeddings["meta"] = embed_all(load_encoder(meta), paths, progress=False)
+        embeddings["meta +flip"] = embed_all(load_encoder(meta, tta="flip"), paths, progress=False)
     distances = {name: pair_distances(e, index) for name, e in embeddings.items()}
     distances["eigenfaces"] = pair_distances(eigenfaces(train_paths(train_list, crops), paths), index)
     def save(tmp: Path) -> None:

@@ -22,8 +22,8 @@ import numpy as np
 from finegrain.cli import add_config_flags
 from finegrain.config import TrainConfig
 from finegrain.data.cache import default_cache_dir
-from finegrain.eval.oneshot import oneshot_accuracy, read_runs
-from finegrain.infer.embedder import Embedder
+from finegrain.encoders import load_encoder
+from finegrain.fewshot.oneshot import oneshot_accuracy, read_runs
 from finegrain.train.run import train
 from finegrain.utils import extract_zip_once
 
@@ -88,15 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - start
     train_images = sum(r["steps"] for r in result.history) * cfg.p * cfg.k
 
-    embedder = Embedder.load(out)
+    embedder = load_encoder(out, need="embedding")
     runs = read_runs(shared / "all_runs.zip", embedder.image_size)
     t0 = time.perf_counter()
-    oneshot = oneshot_accuracy(runs, embedder.embed_array)
+    oneshot = oneshot_accuracy(runs, embedder.encode_array)
     embed_seconds = time.perf_counter() - t0
     # Embedding throughput on a larger batch than the 800 run images, for a steadier figure.
     sample = np.stack([img for run in runs for img in run.train + run.test] * 5)
     t0 = time.perf_counter()
-    embedder.embed_array(sample)
+    embedder.encode_array(sample)
     embed_rate = len(sample) / (time.perf_counter() - t0)
 
     report = {

@@ -22,8 +22,8 @@ from omniglot import expand_rotations  # noqa: E402
 
 from finegrain.config import TrainConfig  # noqa: E402
 from finegrain.demo import DEMO_CONFIG, extract_bundle  # noqa: E402
-from finegrain.eval.oneshot import oneshot_accuracy, read_runs  # noqa: E402
-from finegrain.infer.embedder import Embedder  # noqa: E402
+from finegrain.encoders import load_encoder  # noqa: E402
+from finegrain.fewshot.oneshot import oneshot_accuracy, read_runs  # noqa: E402
 from finegrain.train.run import train  # noqa: E402
 
 BASE = {"threads": 1, "workers": 0, "epochs": 12}
@@ -50,8 +50,8 @@ def run(name: str) -> dict:
     start = time.perf_counter()
     train(TrainConfig(data=str(data), out=str(out), progress=False, **settings), quiet=True, tensorboard=False)
     seconds = time.perf_counter() - start
-    embedder = Embedder.load(out)
-    result = oneshot_accuracy(read_runs(bundle / "runs", embedder.image_size), embedder.embed_array)
+    embedder = load_encoder(out, need="embedding")
+    result = oneshot_accuracy(read_runs(bundle / "runs", embedder.image_size), embedder.encode_array)
     return {"recipe": name, "oneshot_20way": round(result["accuracy"], 4), "train_seconds": round(seconds, 1),
             "changes": RECIPES[name]}
 

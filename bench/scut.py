@@ -22,8 +22,8 @@ import numpy as np
 
 from finegrain.config import TrainConfig
 from finegrain.data import prepare, read_list
+from finegrain.encoders import load_encoder
 from finegrain.eval.regression import regression_metrics
-from finegrain.infer.scorer import Scorer
 from finegrain.train.run import train
 
 SCUT = Path(__file__).resolve().parents[2] / "shared/data/scut-fbp5500"
@@ -54,9 +54,9 @@ def run_one(name: str, split: str, threads: int) -> dict:
     started = time.perf_counter()
     train(cfg, quiet=True, tensorboard=False)
     seconds = time.perf_counter() - started
-    scorer = Scorer.load(out)
+    scorer = load_encoder(out, need="score")
     test = prepare(read_list(test_file, root=SCUT / "images"), scorer.image_size, task="score", progress=False)
-    metrics = regression_metrics(scorer.score_array(test.images.array()), test.scores)
+    metrics = regression_metrics(scorer.encode_array(test.images.array()), test.scores)
     grown = json.loads(json.dumps(scorer.model.backbone.config()))
     row = {"config": name, "split": split, **{k: round(v, 4) for k, v in metrics.items()},
            "train_seconds": round(seconds, 1), "threads": threads, "final_widths_sum": sum(grown["widths"]),

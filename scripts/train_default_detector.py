@@ -1,4 +1,4 @@
-"""Train the face detector bundled with finegrain (``src/finegrain/assets/face_detector.pt``).
+"""Train the face detector bundled with finegrain (``src/finegrain/assets/face_detector.safetensors``).
 
 Positives: the 6,713 Caltech web-face crops (36×36 grey) and every LFW image, whose faces are centred
 (LFW was cut around OpenCV Viola–Jones detections: on these 112-pixel crops the detector's box is a square of
@@ -15,8 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-
+from finegrain.artifact import read_manifest
 from finegrain.detect.sources import read_annotated_faces, read_face_crops, read_scenes
 from finegrain.detect.store import bundled_detector_path, load_cascade, save_cascade
 from finegrain.detect.train import DetectorTrainConfig, train_detector
@@ -55,7 +54,7 @@ def main() -> None:
     # chosen in bench/README.md.
     cfg = DetectorTrainConfig(out=args.out, settings=dict(threshold_12=0.3, threshold_24=0.3))
     train_detector(faces, scenes, cfg, resume=args.resume)
-    metadata = torch.load(args.out, map_location="cpu", weights_only=True)["metadata"]
+    metadata = read_manifest(args.out)["metadata"]
     shipped = load_cascade(args.out, threshold_12=0.7, threshold_24=0.3, threshold_48=0.02, mirror=True)
     save_cascade(shipped, args.out, **metadata)
     annotations.unlink()

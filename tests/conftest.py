@@ -57,6 +57,42 @@ def score_list(tmp_path: Path) -> Path:
     return make_score_list(tmp_path / "rated")
 
 
+def save_tiny_model(path: Path, size: int = 32, seed: int = 0, embedding_size: int = 16, kind: str = "embedding",
+                    backbone: str = "conv4") -> Path:
+    """A randomly initialised tiny model file: ``kind`` embedding (unit vectors) or score (one number)."""
+    import torch
+
+    from finegrain.encoders import Preprocess
+    from finegrain.models import RegressionHead, ScoringModel, create_backbone, create_model, save_model
+
+    torch.manual_seed(seed)
+    options = {"widths": [8, 8, 8, 8]} if backbone == "conv4" else {"image_size": size} if backbone == "lbp" else {}
+    if kind == "score":
+        body = create_backbone(backbone, **options)
+        model = ScoringModel(body, RegressionHead(body.num_features))
+    else:
+        model = create_model(backbone, embedding_size=embedding_size, **options)
+    save_model(model, path, preprocessing=Preprocess(size).to_dict())
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_model():
+    """(Any scope.) ``make_model(path, size=32, seed=0, embedding_size=16, kind="embedding", backbone="conv4")``."""
+    return save_tiny_model
+
+
+@pytest.fixture
+def tiny_model(tmp_path, make_model):
+    """A tiny untrained conv4 embedding model (32 px, 16-d) in ``tmp_path/run``."""
+    return make_model(tmp_path / "run" / "model.safetensors")
+
+
+@pytest.fixture
+def images():
+    return np.random.default_rng(0).integers(0, 256, size=(12, 32, 32, 3), dtype=np.uint8)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Tests never touch the user's decode cache; session-wide, so module fixtures see it too."""
@@ -90,18 +126,18 @@ def _train_cli(data: Path, out: Path, *args: str, wait: bool = True, timeout: fl
 
 
 def _kill_at_first_checkpoint(proc, run_dir: Path, timeout: float = 300) -> None:
-    """SIGKILL ``proc`` as soon as ``run_dir/checkpoint.pt`` appears, and check it had not finished."""
+    """SIGKILL ``proc`` as soon as ``run_dir/checkpoint.safetensors`` appears, and check it had not finished."""
     import signal
     import time
 
     deadline = time.time() + timeout
-    while not (run_dir / "checkpoint.pt").exists():
+    while not (run_dir / "checkpoint.safetensors").exists():
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.time() < deadline
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (run_dir / "model.pt").exists(), "the run finished before it could be killed"
+    assert not (run_dir / "model.safetensors").exists(), "the run finished before it could be killed"
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def trained(omniglot, tmp_path_factory):
 
 @pytest.mark.slow
 def test_training_learns_and_writes_a_complete_run(trained):
-    for name in ("config.yaml", "checkpoint.pt", "model.pt", "metrics.jsonl", "curve.png"):
+    for name in ("config.yaml", "checkpoint.safetensors", "model.safetensors", "metrics.jsonl", "curve.png"):
         assert (trained / name).exists(), name
     history = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     assert len(history) == 4
@@ -127,9 +127,13 @@ def test_index_remembers_its_tta_and_explain_needs_a_spatial_map(trained, omnigl
     query = sorted(alphabet.rglob("*.png"))[7]
     assert main(["search", str(index), str(query), "-k", "1", "--json"]) == 0
     hit = json.loads(capsys.readouterr().out)[0]["hits"][0]
-    assert hit["path"] == str(query) and hit["similarity"] == pytest.approx(1.0, abs=1e-4)
-    assert main(["index", str(trained), str(omniglot / "train"), "--out", str(index)]) == 2  # not without --tta
+    assert hit["path"] == str(query.resolve()) and hit["similarity"] == pytest.approx(1.0, abs=1e-4)
+    assert main(["index", str(trained), str(omniglot / "train"), "--out", str(index), "--tta", "none"]) == 2
     assert "same --tta" in capsys.readouterr().err
+    # Without --tta an extension embeds as the index did.
+    second = sorted((omniglot / "train").iterdir())[1]
+    assert main(["index", str(trained), str(second), "--out", str(index)]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"] == ["crops"]
     # conv4 on 28 px characters ends in a 1x1 feature map: nothing to localise, and explain says so.
     other = sorted(alphabet.rglob("*.png"))[8]
     assert main(["explain", str(trained), str(query), str(other), "--out", str(tmp_path / "pair.png")]) == 2

@@ -28,7 +28,7 @@ def test_python_api_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the example writes runs/api-example relative to the working folder
     namespace: dict = {}
     exec(compile(blocks[0], str(README), "exec"), namespace)
-    assert (tmp_path / "runs" / "api-example" / "model.pt").exists()
+    assert (tmp_path / "runs" / "api-example" / "model.safetensors").exists()
     assert namespace["vectors"].shape == (20, 128)
     assert np.allclose(np.linalg.norm(namespace["vectors"], axis=1), 1.0, atol=1e-5)
     assert namespace["accuracy"] > 0.3  # chance is 0.05

@@ -98,21 +98,32 @@ class TrainConfig:
         from finegrain.models.backbone import ACTIVATIONS
         from finegrain.models.heads import POOLINGS
         from finegrain.models.net2net import parse_growth
-        from finegrain.models.registry import list_backbones
+        from finegrain.models.registry import backbone_options, is_growable, list_backbones
 
         score = self.task == "score"
         # Task-dependent defaults, resolved here so the saved config says what actually ran.
         if self.backbone is None:
             self.backbone = "tiny_darknet" if score else "resnet"
+        if self.backbone not in list_backbones():
+            raise ConfigError(f"--backbone must be one of {', '.join(list_backbones())}, not {self.backbone!r}")
         if self.split_by is None:
             self.split_by = "image" if score else "class"
-        if score and self.activation is None:
+        options = backbone_options(self.backbone)
+        if score and self.activation is None and "activation" in options:
             self.activation = "elu"
-        if score and self.batch_norm is None:
+        if score and self.batch_norm is None and "batch_norm" in options:
             self.batch_norm = False
+        if score and self.recipe == "staged" and not is_growable(self.backbone):
+            raise ConfigError(f"--recipe staged pre-trains, grows and widens the backbone, and --backbone "
+                              f"{self.backbone} is a fixed descriptor with nothing to grow: use --recipe direct")
         if self.grow is None:
             self.grow = "widen:1.5,deepen" if score and self.recipe == "staged" else ""
         parse_growth(self.grow)
+        if self.grow and not is_growable(self.backbone):
+            raise ConfigError(f"--grow: --backbone {self.backbone} cannot be grown by Net2Net (no convolutions)")
+        for name in ("activation", "batch_norm"):
+            if getattr(self, name) is not None and name not in options:
+                raise ConfigError(f"{flag(name)} is not an option of --backbone {self.backbone}")
         if score and self.split_by != "image":
             raise ConfigError("--split-by must be image for --task score (scores have no classes to hold out)")
         if self.activation is not None and self.activation not in ACTIVATIONS:

@@ -17,9 +17,9 @@ from pathlib import Path
 from finegrain.config import TrainConfig
 from finegrain.data import read_source, split_records
 from finegrain.data.cache import default_cache_dir
-from finegrain.eval.evaluate import evaluate_run
-from finegrain.eval.oneshot import oneshot_accuracy, read_runs
-from finegrain.infer.embedder import Embedder
+from finegrain.encoders import load_encoder
+from finegrain.evaluate import evaluate_run
+from finegrain.fewshot.oneshot import oneshot_accuracy, read_runs
 from finegrain.train.run import train
 from finegrain.utils import atomic_write_text, extract_zip_once
 
@@ -57,8 +57,8 @@ def run_demo(out: Path, epochs: int | None = None) -> int:
     train(cfg)
     train_seconds = time.perf_counter() - start
 
-    embedder = Embedder.load(run_dir)
-    oneshot = oneshot_accuracy(read_runs(data / "runs", embedder.image_size), embedder.embed_array)
+    encoder = load_encoder(run_dir, need="embedding")
+    oneshot = oneshot_accuracy(read_runs(data / "runs", encoder.image_size), encoder.encode_array)
     # Retrieval among the held-out validation characters (never trained on): the data the grid shows.
     val = split_records(read_source(cfg.data), by=cfg.split_by, val=cfg.val, seed=cfg.seed)["val"]
     manifest = out / "val_manifest.csv"

@@ -5,11 +5,21 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -21,6 +31,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; the result should read like any other
     try:
         write(Path(tmp))
         os.replace(tmp, path)
@@ -31,10 +42,6 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda p: p.write_text(text))
-
-
-def torch_save_atomic(obj: object, path: Path) -> None:
-    atomic_write(path, lambda p: torch.save(obj, p))
 
 
 def seed_everything(seed: int) -> None:
@@ -77,3 +84,20 @@ def extract_zip_once(zip_path: Path, target: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
+
+
+def output_names(paths: list[Path]) -> dict[Path, Path]:
+    """A distinct relative name (no suffix) per input file, for the files made from it.
+
+    Names are paths relative to the inputs' common folder, so ``a/x.jpg`` and ``b/x.jpg`` become ``a/x`` and
+    ``b/x``; inputs that differ only in their suffix keep it (``x.jpg``, ``x.png``).
+    """
+    resolved = {p: Path(os.path.abspath(p)) for p in paths}
+    if not resolved:
+        return {}
+    common = Path(os.path.commonpath([r.parent for r in resolved.values()]))
+    relative = {p: r.relative_to(common) for p, r in resolved.items()}
+    names = {p: rel.with_suffix("") for p, rel in relative.items()}
+    counts = Counter(set(zip(names.values(), relative.values())))  # the same file twice is no clash
+    clashes = Counter(name for name, _ in counts)
+    return {p: relative[p] if clashes[names[p]] > 1 else names[p] for p in paths}

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from finegrain.boxes import iou_matrix
 from finegrain.cli import main
-from finegrain.detect.boxes import iou_matrix
 from finegrain.detect.faces import FaceDetector
 
 pytestmark = pytest.mark.slow

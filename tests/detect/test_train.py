@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from finegrain.artifact import read_artifact
+from finegrain.boxes import iou_matrix
 from finegrain.detect import train as train_module
-from finegrain.detect.boxes import iou_matrix
 from finegrain.detect.samples import (
     FaceImage,
     calibration_windows,
@@ -121,7 +122,7 @@ def test_training_is_reproducible_whatever_the_global_random_state(tmp_path):
     for run, global_seed in enumerate((1, 2)):
         torch.manual_seed(global_seed)
         cfg = DetectorTrainConfig(out=str(tmp_path / f"d{run}.pt"), epochs=1, random_negatives=200, hard_negatives=50)
-        weights.append(torch.load(train_detector(faces, scenes, cfg), weights_only=False)["weights"])
-    for name in ORDER:
-        for key, value in weights[0][name].items():
-            assert torch.equal(value, weights[1][name][key]), (name, key)
+        weights.append(read_artifact(train_detector(faces, scenes, cfg)).tensors)
+    assert weights[0].keys() == weights[1].keys() and {k.split(".")[0] for k in weights[0]} == set(ORDER)
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key]), key

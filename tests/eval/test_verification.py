@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from finegrain.errors import DataError
-from finegrain.eval.pairs import read_pairs, resolve_images
 from finegrain.eval.verification import (
     accuracy_at,
     best_threshold,
@@ -17,6 +16,7 @@ from finegrain.eval.verification import (
     roc_summary,
     validation_threshold,
 )
+from finegrain.verification.pairs import read_pairs, resolve_images
 
 
 def brute_force_threshold(d: np.ndarray, same: np.ndarray) -> tuple[float, float]:

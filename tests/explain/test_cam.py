@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from finegrain.cli.explain import explain_command as cmd_explain
+from finegrain.encoders import Preprocess
 from finegrain.errors import DataError, FinegrainError
 from finegrain.explain import explanation_figure, grad_cam, overlay, score_cam, similarity_cam
-from finegrain.explain.commands import add_explain_commands, cmd_explain
-from finegrain.infer.embedder import Preprocess
 from finegrain.models import EmbeddingHead, RegressionHead, ScoringModel, create_backbone, create_model, save_model
 
 
@@ -185,7 +185,7 @@ def _write_png(path: Path, seed: int, size: int = 40) -> Path:
 def embed_run(tmp_path: Path) -> Path:
     run = tmp_path / "run"
     m = create_model("conv4", embedding_size=16, widths=[8, 8, 8, 8])
-    save_model(m, run / "model.pt", extra={"task": "embed", "preprocess": Preprocess(32).to_dict()})
+    save_model(m, run / "model.safetensors", preprocessing=Preprocess(32).to_dict())
     return run
 
 
@@ -210,12 +210,12 @@ def test_command_explains_against_the_top_match_in_an_index(embed_run, tmp_path,
     assert cmd_explain(str(embed_run), str(paths[0]), out=str(out), index=str(tmp_path / "idx")) == 0
     report = json.loads(capsys.readouterr().out)
     assert Path(report["match"]).resolve() != paths[0].resolve()  # never the query itself
-    assert report["match"] in {str(p) for p in paths} and out.is_file()
+    assert Path(report["match"]).resolve() in {p.resolve() for p in paths} and out.is_file()
 
 
 def test_command_explains_a_score(tmp_path, capsys):
     run = tmp_path / "scorer"
-    save_model(_tiny_scorer(), run / "model.pt", extra={"task": "score", "preprocess": Preprocess(32).to_dict()})
+    save_model(_tiny_scorer(), run / "model.safetensors", preprocessing=Preprocess(32).to_dict())
     image = _write_png(tmp_path / "face.png", 3)
     assert cmd_explain(str(run), str(image), out=str(tmp_path / "score.png")) == 0
     report = json.loads(capsys.readouterr().out)
@@ -242,14 +242,19 @@ def test_command_errors_name_the_problem(embed_run, tmp_path):
     assert not out.exists()
 
 
-def test_parser_registers_the_handler():
-    import argparse
+def test_a_unicode_file_name_is_drawn_in_the_title(embed_run, tmp_path, capsys):
+    """OpenCV's fonts draw "naïve café ✓" as "na??ve caf?? ???"; the title bar draws every character."""
+    from finegrain.drawing import displayable, text_bar
 
-    parser = argparse.ArgumentParser()
-    add_explain_commands(parser.add_subparsers(dest="command"))
-    args = vars(parser.parse_args(["explain", "run", "a.png", "--out", "o.png", "--index", "idx"]))
-    assert args.pop("_handler") is cmd_explain and args.pop("command") == "explain"
-    assert args == {"run": "run", "image": "a.png", "image2": None, "out": "o.png", "index": "idx", "alpha": 0.5}
+    name = "naïve café ✓ face.png"
+    a = _write_png(tmp_path / name, 0)
+    assert cmd_explain(str(embed_run), str(a), str(a), out=str(tmp_path / "u.png")) == 0
+    assert displayable(name) == name  # every glyph is in the font
+    shown, questioned = text_bar(name, 400), text_bar("na??ve caf?? ? face.png", 400)
+    assert shown.shape == questioned.shape and not np.array_equal(shown, questioned)
+    assert not np.array_equal(text_bar("naïve", 200), text_bar("naive", 200))
+    # A character no font here can draw is shown as its code point, not as a box.
+    assert displayable("日本.png") == "\\u65e5\\u672c.png"
 
 
 def test_a_global_descriptor_has_nothing_to_localise():

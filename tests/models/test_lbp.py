@@ -52,8 +52,8 @@ def test_radius_shrinks_the_grid_and_round_trips(tmp_path):
     assert model.backbone.num_features == BINS * (4 * 4 + 3 * 3)  # 34 px → 4 cells; 30 − 6 = 24 px → 3 cells
     assert create_model("lbp", image_size=44, cell=8, radius=3).backbone.num_features == BINS * (4 * 4 + 3 * 3)
     x = torch.rand(2, 3, 40, 40)
-    save_model(model, tmp_path / "m.pt")
-    again, _ = load_model(tmp_path / "m.pt")
+    save_model(model, tmp_path / "m.safetensors", preprocessing={"image_size": 40})
+    again, _ = load_model(tmp_path / "m.safetensors")
     assert again.backbone.radius == 3 and torch.allclose(again(x), model(x), atol=1e-6)
 
 
@@ -74,8 +74,8 @@ def test_model_round_trip_and_shapes(tmp_path):
     x = torch.randn(3, 3, 40, 40)
     y = model(x)
     assert y.shape == (3, 16) and torch.allclose(y.norm(dim=1), torch.ones(3), atol=1e-5)
-    save_model(model, tmp_path / "m.pt")
-    again, _ = load_model(tmp_path / "m.pt")
+    save_model(model, tmp_path / "m.safetensors", preprocessing={"image_size": 40})
+    again, _ = load_model(tmp_path / "m.safetensors")
     assert torch.allclose(again(x), y, atol=1e-6)
 
 

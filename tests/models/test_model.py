@@ -1,6 +1,9 @@
+import json
+
 import pytest
 import torch
 
+from finegrain.artifact import read_manifest
 from finegrain.errors import ConfigError, FinegrainError
 from finegrain.models import (
     EmbeddingModel,
@@ -68,15 +71,18 @@ def test_model_from_config_rejects_inconsistent_configs():
         model_from_config({"backbone": "conv4"})
 
 
+PRE = {"image_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3}
+
+
 @pytest.mark.parametrize("name", list_backbones())
 def test_save_load_round_trip(tmp_path, name):
     model = _trained_a_little(create_model(name, embedding_size=16))
-    path = tmp_path / "ckpt" / "model.pt"
-    save_model(model, path, extra={"epoch": 3, "classes": ["a", "b"], "metrics": {"recall@1": 0.5}})
-    assert not path.with_suffix(".tmp").exists()
+    path = tmp_path / "ckpt" / "model.safetensors"
+    save_model(model, path, preprocessing=PRE, provenance={"epoch": 3, "classes": ["a", "b"]})
+    assert [p.name for p in path.parent.iterdir()] == ["model.safetensors"]  # no temporary file left behind
 
-    loaded, extra = load_model(path)
-    assert extra == {"epoch": 3, "classes": ["a", "b"], "metrics": {"recall@1": 0.5}}
+    loaded, manifest = load_model(path)
+    assert manifest["provenance"] == {"epoch": 3, "classes": ["a", "b"]} and manifest["kind"] == "embedding"
     assert not loaded.training
     assert loaded.config() == model.config()
     x = torch.randn(2, 3, 32, 32)
@@ -84,36 +90,49 @@ def test_save_load_round_trip(tmp_path, name):
         assert torch.equal(model(x), loaded(x))
 
 
-def test_saved_file_is_plain_data(tmp_path):
-    path = tmp_path / "model.pt"
-    save_model(create_model("conv4"), path)
-    payload = torch.load(path, weights_only=True)
-    assert payload["format"] == "finegrain-model"
-    assert payload["version"] == 1
-    assert payload["extra"] == {}
-    assert payload["model_config"]["backbone"]["name"] == "conv4"
-    assert all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values())
+def test_saved_file_is_safetensors_with_a_manifest(tmp_path):
+    from safetensors import safe_open
+
+    path = tmp_path / "model.safetensors"
+    save_model(create_model("conv4"), path, preprocessing=PRE)
+    with safe_open(str(path), framework="pt") as f:
+        manifest = json.loads(f.metadata()["finegrain"])
+        names = list(f.keys())
+    assert manifest["format"] == "finegrain" and manifest["version"] == 2 and manifest["kind"] == "embedding"
+    assert manifest["architecture"]["backbone"]["name"] == "conv4" and manifest["preprocessing"] == PRE
+    assert len(manifest["fingerprint"]) == 64 and all(n.startswith("model.") for n in names)
 
 
-def test_extra_that_weights_only_load_would_refuse_is_rejected_at_save(tmp_path):
-    with pytest.raises(ConfigError, match="extra"):
-        save_model(create_model("conv4"), tmp_path / "model.pt", extra={"path": tmp_path})
+def test_the_fingerprint_follows_the_weights_not_the_provenance(tmp_path):
+    model = create_model("conv4")
+    a = save_model(model, tmp_path / "a.safetensors", preprocessing=PRE, provenance={"note": "a"})
+    b = save_model(model, tmp_path / "b.safetensors", preprocessing=PRE, provenance={"note": "b"})
+    with torch.no_grad():
+        model.head.fc.bias[0] += 1e-3
+    c = save_model(model, tmp_path / "c.safetensors", preprocessing=PRE)
+    prints = [read_manifest(p)["fingerprint"] for p in (a, b, c)]
+    assert prints[0] == prints[1] != prints[2]
+
+
+def test_a_manifest_json_cannot_hold_objects(tmp_path):
+    with pytest.raises(TypeError):
+        save_model(create_model("conv4"), tmp_path / "model.safetensors", preprocessing=PRE, provenance={"p": object()})
 
 
 def test_loading_garbage_names_the_file(tmp_path):
-    path = tmp_path / "garbage.pt"
+    path = tmp_path / "garbage.safetensors"
     path.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(FinegrainError, match="garbage.pt"):
+    with pytest.raises(FinegrainError, match="garbage.safetensors"):
         load_model(path)
 
 
-def test_loading_a_foreign_torch_file_names_the_file(tmp_path):
-    path = tmp_path / "foreign.pt"
+def test_loading_an_old_torch_file_says_how_to_convert_it(tmp_path):
+    path = tmp_path / "old.pt"
     torch.save({"weights": torch.zeros(3)}, path)
-    with pytest.raises(FinegrainError, match="foreign.pt"):
+    with pytest.raises(FinegrainError, match="finegrain convert"):
         load_model(path)
 
 
 def test_loading_a_missing_file_names_it(tmp_path):
-    with pytest.raises(FinegrainError, match="nothing.pt"):
-        load_model(tmp_path / "nothing.pt")
+    with pytest.raises(FinegrainError, match="nothing.safetensors"):
+        load_model(tmp_path / "nothing.safetensors")

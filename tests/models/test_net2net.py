@@ -80,8 +80,8 @@ def test_grown_model_rebuilds_from_its_config_and_survives_save_load(name, tmp_p
     rebuilt = model_from_config(model.config()).double().eval()
     rebuilt.load_state_dict(model.state_dict())
     torch.testing.assert_close(rebuilt(x), model(x))
-    save_model(model.float(), tmp_path / "m.pt")
-    loaded, _ = load_model(tmp_path / "m.pt")
+    save_model(model.float(), tmp_path / "m.safetensors", preprocessing={"image_size": 40})
+    loaded, _ = load_model(tmp_path / "m.safetensors")
     torch.testing.assert_close(loaded(x.float()), model(x.float()))
 
 

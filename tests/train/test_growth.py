@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from finegrain.artifact import read_manifest
 from finegrain.models import create_model, model_from_config
 from finegrain.train.growth import GrowOnPlateau
 from finegrain.train.trainer import CHECKPOINT, OptimConfig, Trainer
@@ -79,8 +80,7 @@ def test_growth_follows_the_schedule_and_training_goes_on(tmp_path):
     # The optimiser was rebuilt for the grown parameters (not left holding the replaced ones).
     trainer_params = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
     assert {id(p) for p in task.model.parameters()} == trainer_params
-    ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=False)
-    assert ckpt["model_config"]["backbone"]["depths"] == [1, 1, 1, 2]
+    assert read_manifest(tmp_path / CHECKPOINT)["architecture"]["backbone"]["depths"] == [1, 1, 1, 2]
 
 
 def test_run_killed_after_growth_resumes_to_the_same_weights(tmp_path):

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
+from finegrain.artifact import read_artifact
 from finegrain.cli import main
 from finegrain.config import TrainConfig
-from finegrain.infer.scorer import Scorer
-from finegrain.models import EmbeddingModel, ScoringModel, create_model, load_model, save_model
+from finegrain.encoders import load_encoder
+from finegrain.models import EmbeddingModel, ScoringModel, load_model
 from finegrain.train.run import train
 from finegrain.train.score_recipe import siamese_config
 
@@ -24,12 +25,12 @@ def _cfg(data, out, **kw) -> TrainConfig:
 
 def test_staged_recipe_pretrains_widens_and_fine_tunes(score_list, tmp_path):
     result = train(_cfg(score_list, tmp_path / "run", widen=2.0), quiet=True, tensorboard=False)
-    pre, _ = load_model(tmp_path / "run" / "pretrain" / "model.pt")
-    model, extra = load_model(tmp_path / "run" / "model.pt")
+    pre, _ = load_model(tmp_path / "run" / "pretrain" / "model.safetensors")
+    model, manifest = load_model(tmp_path / "run" / "model.safetensors")
     assert isinstance(pre, EmbeddingModel) and isinstance(model, ScoringModel)
     # Stage 2 doubled every width of the pre-trained backbone.
     assert model.backbone.config()["widths"] == [2 * w for w in pre.backbone.config()["widths"]]
-    assert extra["task"] == "score" and extra["preprocess"]["image_size"] == 16
+    assert manifest["kind"] == "score" and manifest["preprocessing"]["image_size"] == 16
     assert {"val_pearson", "val_mae", "val_rmse", "val_spearman"} <= set(result.final)
     # ELU without batch norm is the scoring default, as in the original method.
     assert model.backbone.config()["activation"] == "elu" and model.backbone.config()["batch_norm"] is False
@@ -38,12 +39,13 @@ def test_staged_recipe_pretrains_widens_and_fine_tunes(score_list, tmp_path):
 def test_direct_recipe_learns_the_synthetic_score(score_list, tmp_path):
     cfg = _cfg(score_list, tmp_path / "run", recipe="direct", epochs=25, width=0.5, balance=False, val=0.0)
     train(cfg, quiet=True, tensorboard=False)
-    scorer = Scorer.load(tmp_path / "run")
+    scorer = load_encoder(tmp_path / "run", need="score")
     assert not (tmp_path / "run" / "pretrain").exists()
     lines = [line.split() for line in score_list.read_text().splitlines()]
     paths = [score_list.parent / name for name, _ in lines]
-    good, scores, problems = scorer.score_paths(paths)
-    assert len(good) == len(paths) and not problems
+    encoded = scorer.encode_files(paths, progress=False)
+    scores = encoded.vectors
+    assert len(encoded.paths) == len(paths) and not encoded.problems
     true = torch.tensor([float(s) for _, s in lines])
     assert torch.corrcoef(torch.stack([torch.from_numpy(scores), true]))[0, 1] > 0.8
 
@@ -70,7 +72,7 @@ def test_bad_score_flags_are_one_line_errors(score_list, tmp_path, capsys, flags
     assert message in err and "Traceback" not in err
 
 
-def test_cli_score_and_eval_on_a_trained_scorer(score_list, tmp_path, capsys):
+def test_cli_score_and_eval_on_a_trained_scorer(score_list, tmp_path, capsys, make_model):
     run = tmp_path / "run"
     train(_cfg(score_list, run, pretrain_epochs=0, widen=1.0, epochs=2), quiet=True, tensorboard=False)
     capsys.readouterr()
@@ -93,9 +95,7 @@ def test_cli_score_and_eval_on_a_trained_scorer(score_list, tmp_path, capsys):
     assert (tmp_path / "ev" / "scatter.png").stat().st_size > 1000
 
     # Scoring with an embedding model is a clear error, not a crash.
-    embedder = tmp_path / "embed.pt"
-    save_model(create_model("conv4"), embedder, extra={"preprocess": {"image_size": 16, "mean": [0.5] * 3,
-                                                                      "std": [0.5] * 3}})
+    embedder = make_model(tmp_path / "embed.safetensors", size=16)
     assert main(["score", str(embedder), images[0]]) == 2
     assert "embedding model" in capsys.readouterr().err
 
@@ -115,8 +115,22 @@ def test_staged_run_killed_in_fine_tuning_resumes_to_the_same_weights(score_list
     killed = tmp_path / "killed"
     kill_at_first_checkpoint(_train_cli(score_list, killed, wait=False), killed)  # stage 3's first checkpoint
     _train_cli(score_list, killed, "--resume")
-    straight = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
-    resumed = torch.load(killed / "model.pt", weights_only=True)
-    assert straight["model_config"] == resumed["model_config"]
-    for key, value in straight["state_dict"].items():
-        assert torch.equal(value, resumed["state_dict"][key]), key
+    straight = read_artifact(tmp_path / "straight" / "model.safetensors")
+    resumed = read_artifact(killed / "model.safetensors")
+    assert straight.manifest["architecture"] == resumed.manifest["architecture"]
+    assert straight.manifest["fingerprint"] == resumed.manifest["fingerprint"]
+    for key, value in straight.tensors.items():
+        assert torch.equal(value, resumed.tensors[key]), key
+
+
+def test_staged_recipe_with_a_fixed_descriptor_says_why_not(score_list, tmp_path, capsys):
+    """lbp has no convolutions: nothing to pre-train, grow or widen. Said in one line; direct works."""
+    argv = ["train", str(score_list), "--task", "score", "--backbone", "lbp", "--image-size", "32", "--epochs", "1",
+            "--no-progress", "--threads", "1", "--workers", "0"]
+    assert main([*argv, "--out", str(tmp_path / "staged")]) == 2
+    err = capsys.readouterr().err
+    assert "--recipe direct" in err and "lbp" in err and len(err.strip().splitlines()) == 1
+    assert main([*argv, "--out", str(tmp_path / "grow"), "--recipe", "direct", "--grow", "widen:1.5"]) == 2
+    assert "--grow" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "direct"), "--recipe", "direct"]) == 0
+    assert load_encoder(tmp_path / "direct", need="score").output_size == 1

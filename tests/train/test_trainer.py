@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from finegrain.artifact import read_manifest
 from finegrain.errors import FinegrainError
 from finegrain.train.trainer import OptimConfig, Trainer
 
@@ -78,7 +79,7 @@ def test_training_lowers_loss_logs_and_checkpoints(tmp_path):
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2, 3, 4]
     assert (tmp_path / "curve.png").stat().st_size > 0
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 4
+    assert read_manifest(tmp_path / "checkpoint.safetensors")["epoch"] == 4
 
 
 def test_plateau_hook_fires_and_its_event_is_logged(tmp_path):

@@ -25,7 +25,7 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _walk_images(root: Path) -> list[Path]:
+def walk_images(root: Path) -> list[Path]:
     """All image files under root; hidden files and folders (e.g. macOS `._x.jpg`) are skipped."""
     found: list[Path] = []
     seen: set[str] = set()
@@ -49,7 +49,7 @@ def expand_images(items: Sequence[str | Path]) -> list[Path]:
     paths: list[Path] = []
     for item in map(Path, items):
         if item.is_dir():
-            found = _walk_images(item)
+            found = walk_images(item)
             if not found:
                 raise DataError(f"{item}: no images in this folder")
             paths += found
@@ -58,16 +58,22 @@ def expand_images(items: Sequence[str | Path]) -> list[Path]:
     return paths
 
 
-def read_folder(root: Path | str) -> list[Record]:
-    """ImageFolder tree: the label is the image's folder relative to root ("Alphabet/character01")."""
+def read_folder(root: Path | str, labels: str = "required") -> list[Record]:
+    """ImageFolder tree: the label is the image's folder relative to root ("Alphabet/character01").
+
+    With ``labels="optional"`` images directly in the root are read too, without a label.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"not a folder: {root}")
-    images = _walk_images(root)
+    images = walk_images(root)
     if not images:
         exts = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise DataError(f"no images found in {root} (looked for {exts}, in class sub-folders)")
     loose = [p for p in images if p.parent == root]
+    if loose and labels == "optional":
+        return [Record(path=p, label=None if p.parent == root else p.parent.relative_to(root).as_posix())
+                for p in images]
     if loose:
         raise DataError(
             f"{root}: images must sit in class sub-folders (the folder name is the label), "
@@ -101,8 +107,9 @@ def _read_text(path: Path) -> str:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
 
 
-def read_manifest(path: Path | str, root: Path | str | None = None) -> list[Record]:
-    """CSV with a header: `path` plus `label` and/or `score`, optional `split`; other columns ignored."""
+def read_manifest(path: Path | str, root: Path | str | None = None, labels: str = "required") -> list[Record]:
+    """CSV with a header: `path` plus `label` and/or `score` (optional with ``labels="optional"``), optional
+    `split`; other columns ignored."""
     path = Path(path)
     base = Path(root) if root is not None else path.parent
     # newline="": the csv module handles quoted fields that span lines itself.
@@ -112,7 +119,7 @@ def read_manifest(path: Path | str, root: Path | str | None = None) -> list[Reco
     shown = ", ".join(columns) if columns else "none"
     if "path" not in columns:
         raise DataError(f"{path}: manifest has no 'path' column (columns: {shown})")
-    if "label" not in columns and "score" not in columns:
+    if "label" not in columns and "score" not in columns and labels != "optional":
         raise DataError(f"{path}: manifest needs a 'label' or 'score' column (columns: {shown})")
 
     records: list[Record] = []
@@ -140,11 +147,13 @@ def read_manifest(path: Path | str, root: Path | str | None = None) -> list[Reco
     return records
 
 
-def read_list(path: Path | str, root: Path | str | None = None, kind: str = "auto") -> list[Record]:
+def read_list(path: Path | str, root: Path | str | None = None, kind: str = "auto",
+              labels: str = "required") -> list[Record]:
     """Whitespace list `<path> <label-or-score>` per line (SCUT-FBP5500 `labels.txt`, `splits/*.txt`).
 
     kind="auto" reads the second field as a score when it is numeric on every line, else as a label;
-    integer class ids therefore need kind="label".
+    integer class ids therefore need kind="label" (``--kind label``). With ``labels="optional"`` a list of
+    bare paths (one per line) is read too, without labels.
     """
     if kind not in KINDS:
         raise ConfigError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -159,18 +168,21 @@ def read_list(path: Path | str, root: Path | str | None = None, kind: str = "aut
         # rsplit: the value never has spaces, a file name might.
         fields = text.rsplit(maxsplit=1)
         where = f"{path}, line {lineno}"
+        if labels == "optional" and (len(fields) == 1 or is_image_file(Path(text))):
+            entries.append((where, text, ""))
+            continue
         if len(fields) != 2:
             problems.append(Problem(where, f"expected '<path> <label-or-score>', got {text!r}"))
             continue
         entries.append((where, fields[0], fields[1]))
 
     if kind == "auto":
-        numeric = all(_is_float(value) for _, _, value in entries)
-        kind = "score" if entries and numeric else "label"
+        numeric = all(_is_float(value) for _, _, value in entries if value)
+        kind = "score" if any(value for _, _, value in entries) and numeric else "label"
     records: list[Record] = []
     for where, raw_path, value in entries:
-        if kind == "label":
-            records.append(Record(_resolve(raw_path, base), label=value))
+        if not value or kind == "label":
+            records.append(Record(_resolve(raw_path, base), label=value or None))
             continue
         score = _parse_score(value)
         if score is None:
@@ -192,13 +204,20 @@ def _is_float(text: str) -> bool:
     return True
 
 
-def read_source(source: Path | str, root: Path | str | None = None, kind: str = "auto") -> list[Record]:
-    """Dispatch on what `source` is: a folder, a `.csv` manifest, or any other file as a list."""
+def read_source(source: Path | str, root: Path | str | None = None, kind: str = "auto",
+                labels: str = "required") -> list[Record]:
+    """Dispatch on what `source` is: a folder, a `.csv` manifest, or any other file as a list.
+
+    ``kind``: how a list's second column is read (auto | label | score). ``labels="optional"`` also accepts
+    unlabelled images (a flat folder, a list of bare paths): galleries and normalisers need no labels.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
     source = Path(source)
     if not source.exists():
         raise DataError(f"data source not found: {source}")
     if source.is_dir():
-        return read_folder(source)
+        return read_folder(source, labels=labels)
     if source.suffix.lower() == ".csv":
-        return read_manifest(source, root=root)
-    return read_list(source, root=root, kind=kind)
+        return read_manifest(source, root=root, labels=labels)
+    return read_list(source, root=root, kind=kind, labels=labels)

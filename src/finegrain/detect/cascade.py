@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from finegrain.detect.boxes import nms
+from finegrain.boxes import nms
 from finegrain.detect.calibration import calibrate
 from finegrain.detect.nets import NETS, STRIDE_12, fold_batch_norm
 from finegrain.detect.windows import crop_windows, grid_windows, level_patches, octaves, pyramid_scales, resize, to_grey

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from finegrain.boxes import scale_boxes, square
 from finegrain.data.images import ImageError, decode_image
-from finegrain.detect.boxes import scale_boxes, square
 from finegrain.detect.cascade import Cascade
 from finegrain.detect.store import load_cascade
 from finegrain.errors import Problem

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from finegrain.detect.boxes import paired_iou, square
+from finegrain.boxes import paired_iou, square
 from finegrain.detect.calibration import NUM_PATTERNS, PATTERNS, displace
 from finegrain.detect.windows import crop_windows, octaves
 

@@ -12,13 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from finegrain.artifact import read_artifact, write_artifact
 from finegrain.detect import samples
 from finegrain.detect.cascade import Cascade, CascadeSettings
 from finegrain.detect.nets import NETS
 from finegrain.detect.samples import FaceImage
-from finegrain.detect.store import save_cascade
+from finegrain.detect.store import load_net_weights, net_tensors, save_cascade
 from finegrain.errors import ConfigError
-from finegrain.utils import progress_bar, seed_everything, torch_save_atomic
+from finegrain.utils import progress_bar, seed_everything
 
 ORDER = ("detect12", "calibrate12", "calibrate24", "calibrate48", "detect24", "detect48")
 
@@ -185,11 +186,12 @@ def train_detector(faces: list[FaceImage], scenes: list[np.ndarray], cfg: Detect
     cascade = Cascade(settings=CascadeSettings().replace(**cfg.settings))
     report: dict[str, dict] = {}
     if resume and partial.is_file():
-        state = torch.load(partial, map_location="cpu", weights_only=True)
-        for name in state["done"]:
-            cascade.nets[name].load_state_dict(state["weights"][name])
-            report[name] = state["report"][name]
-        print(f"resuming: {', '.join(state['done'])} already trained", flush=True)
+        state = read_artifact(partial, kinds=("checkpoint",))
+        for name in state.manifest["done"]:
+            cascade.nets[name] = NETS[name](**state.manifest["architecture"][name])
+            load_net_weights(cascade.nets[name], state.tensors, name)
+            report[name] = state.manifest["report"][name]
+        print(f"resuming: {', '.join(state.manifest['done'])} already trained", flush=True)
     for step, name in enumerate(ORDER):
         if name in report:
             continue
@@ -205,8 +207,9 @@ def train_detector(faces: list[FaceImage], scenes: list[np.ndarray], cfg: Detect
             cascade.nets[name] = NETS[name](**cascade.nets[name].options())  # retrained from scratch
             report[name] = fit(cascade.nets[name], x, y, cfg, f"{name} (bootstrap {round_ + 1})")
             cascade.eval()
-        torch_save_atomic({"done": list(report), "report": report,
-                           "weights": {n: cascade.nets[n].state_dict() for n in report}}, partial)
+        done = {n: cascade.nets[n] for n in report}
+        write_artifact(partial, {"kind": "checkpoint", "done": list(report), "report": report,
+                                 "architecture": {n: net.options() for n, net in done.items()}}, net_tensors(done))
     save_cascade(cascade, out, training=asdict(cfg), report=report, faces=len(faces), scenes=len(scenes))
     partial.unlink(missing_ok=True)
     return out

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finegrain.detect.boxes import iou_matrix
+from finegrain.boxes import iou_matrix
 from finegrain.utils import atomic_write
 
 

@@ -1,4 +1,4 @@
-"""Identification ("who is this?"): CMC curves for gallery/probe evaluation and the 1-NN identity classifier.
+"""Identification metrics ("who is this?"): identity ranks and CMC curves for gallery/probe evaluation.
 
 Retrieval metrics (``retrieval.py``) ask whether similar images come back; identification asks whether
 the *identity* of a probe is found. A probe's rank is the position, in the gallery sorted by similarity,
@@ -14,7 +14,6 @@ ranking, as in MegaFace-style evaluations) but never count as a match.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ _CHUNK_ELEMENTS = 4_000_000
 Label = Hashable
 
 
-def _codes(gallery_labels: Sequence[Label | None]) -> tuple[dict[Label, int], np.ndarray]:
+def identity_codes(gallery_labels: Sequence[Label | None]) -> tuple[dict[Label, int], np.ndarray]:
     """Integer code per gallery identity (in order of first appearance); -1 for unlabelled gallery items."""
     ids: dict[Label, int] = {}
     codes = np.empty(len(gallery_labels), dtype=np.int64)
@@ -57,7 +56,7 @@ def identity_ranks(similarity: np.ndarray, probe_labels: Sequence[Label | None],
     the position in the sorted gallery without sorting; rows are processed in chunks to bound memory.
     """
     similarity = _check_shape(similarity, len(probe_labels), len(gallery_labels))
-    ids, gallery = _codes(gallery_labels)
+    ids, gallery = identity_codes(gallery_labels)
     probes = np.array([-1 if label is None else ids.get(label, -1) for label in probe_labels], dtype=np.int64)
     ranks = np.zeros(len(probes), dtype=np.int64)
     step = max(1, _CHUNK_ELEMENTS // max(1, len(gallery)))
@@ -99,7 +98,7 @@ def report_from_ranks(ranks: np.ndarray, gallery_labels: Sequence[Label | None],
     """The identification summary from precomputed ranks (see ``identification_report``)."""
     ranks = np.asarray(ranks)
     cmc = cmc_from_ranks(ranks, max(max_rank, *REPORT_RANKS))
-    ids, _ = _codes(gallery_labels)
+    ids, _ = identity_codes(gallery_labels)
     return {
         **{f"rank_{k}": float(cmc[k - 1]) for k in REPORT_RANKS},
         "cmc": [float(v) for v in cmc],
@@ -148,61 +147,3 @@ def cmc_png(cmc: Sequence[float] | np.ndarray, path: Path | str, title: str = ""
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
     return path
-
-
-@dataclass(frozen=True)
-class Identification:
-    """The 1-NN answer for one query.
-
-    ``label`` is None (and ``unknown`` True) when even the nearest identity is less similar than the
-    threshold; ``nearest`` still names it, so a near miss can be inspected. ``confidence`` is the cosine
-    similarity of the nearest labelled gallery vector. ``alternatives`` are the next-best distinct
-    identities with their best similarity, best first.
-    """
-
-    label: Label | None
-    confidence: float
-    unknown: bool
-    nearest: Label
-    alternatives: list[tuple[Label, float]] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"identity": self.label, "confidence": self.confidence, "unknown": self.unknown,
-                "nearest": self.nearest,
-                "alternatives": [{"identity": label, "similarity": s} for label, s in self.alternatives]}
-
-
-def identity_similarities(similarities: np.ndarray,
-                          labels: Sequence[Label | None]) -> tuple[list[Label], np.ndarray]:
-    """Per query, the best similarity to each distinct labelled identity: (identities, Q×I matrix)."""
-    similarities = np.atleast_2d(np.asarray(similarities))
-    if similarities.shape[1] != len(labels):
-        raise DataError(f"similarities for {similarities.shape[1]} gallery items but {len(labels)} labels")
-    ids, codes = _codes(labels)
-    if not ids:
-        raise DataError("the gallery has no labelled images, so there is no identity to give")
-    keep = np.flatnonzero(codes >= 0)
-    order = keep[np.argsort(codes[keep], kind="stable")]  # columns grouped by identity
-    starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
-    return list(ids), np.maximum.reduceat(similarities[:, order], starts, axis=1)
-
-
-def nearest_identity(similarities: np.ndarray, labels: Sequence[Label | None], threshold: float,
-                     alternatives: int = 0) -> list[Identification]:
-    """1-NN identification of each query row of ``similarities`` (queries × gallery cosine similarities).
-
-    The answer is the label of the most similar labelled gallery image; under ``threshold`` it is
-    "unknown", because a nearest neighbour always exists, even for someone the gallery has never seen.
-    """
-    if alternatives < 0:
-        raise DataError(f"alternatives must be 0 or more, got {alternatives}")
-    identities, per_identity = identity_similarities(similarities, labels)
-    top = np.argsort(-per_identity, axis=1, kind="stable")[:, : alternatives + 1]
-    results = []
-    for row, order in zip(per_identity, top):
-        nearest, confidence = identities[order[0]], float(row[order[0]])
-        unknown = not confidence >= threshold  # a NaN similarity is unknown too
-        results.append(Identification(label=None if unknown else nearest, confidence=confidence, unknown=unknown,
-                                      nearest=nearest,
-                                      alternatives=[(identities[j], float(row[j])) for j in order[1:]]))
-    return results

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from finegrain.drawing import text_bar
 from finegrain.errors import ConfigError
 from finegrain.utils import atomic_write
 
@@ -110,18 +111,6 @@ def overlay(image: np.ndarray, cam: Tensor | np.ndarray, alpha: float = 0.5) -> 
     return cv2.addWeighted(np.ascontiguousarray(image), 1.0 - alpha, colour, alpha, 0.0)
 
 
-def _title_bar(title: str, width: int, height: int) -> np.ndarray:
-    bar = np.full((height, width, 3), 255, np.uint8)
-    font, thickness, margin = cv2.FONT_HERSHEY_SIMPLEX, 1, 6
-    scale = 0.6
-    (text_w, text_h), _ = cv2.getTextSize(title, font, scale, thickness)
-    if text_w > width - 2 * margin:  # shrink long titles to fit, down to a still-legible size
-        scale = max(0.35, scale * (width - 2 * margin) / text_w)
-        (text_w, text_h), _ = cv2.getTextSize(title, font, scale, thickness)
-    cv2.putText(bar, title, (margin, (height + text_h) // 2), font, scale, (0, 0, 0), thickness, cv2.LINE_AA)
-    return bar
-
-
 def explanation_figure(
     images: Sequence[np.ndarray],
     cams: Sequence[Tensor | np.ndarray],
@@ -145,7 +134,7 @@ def explanation_figure(
         shown = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         panels += [gap, overlay(shown, cam, alpha)] if panels else [overlay(shown, cam, alpha)]
     body = np.concatenate(panels, axis=1)
-    return np.concatenate([_title_bar(title, body.shape[1], 32), body], axis=0)
+    return np.concatenate([text_bar(title, body.shape[1], 32), body], axis=0)
 
 
 def explanation_png(

@@ -1,17 +1,25 @@
-"""A persisted gallery index: faiss inner-product search over unit embeddings, plus metadata.
+"""A persisted gallery: faiss inner-product search over unit embeddings, bound to the encoder that made them.
 
-An index folder is self-contained: ``vectors.faiss``, ``meta.jsonl`` (path and label per vector,
-in faiss order), ``index.json`` (dimension, count) and ``model.pt`` (a copy of the model that
-made the vectors, so ``search`` embeds queries the same way without being told the run).
-Adding to an existing folder skips paths already indexed; every file is replaced atomically.
+An index folder holds
+- ``index.json``: the current generation, the vector size, and the *binding*: the encoder's
+  fingerprint, its model file and the test-time augmentation the vectors were made with;
+- ``model-<fingerprint>.safetensors``: a copy of that model, so searches embed queries the same way;
+- ``gen-<N>/vectors.faiss`` and ``gen-<N>/meta.jsonl`` (path and optional label per vector, in faiss order).
+
+Every save writes a complete new generation folder, then swaps ``index.json`` to it with one atomic
+rename, then removes the old generation: a process killed at any moment leaves the previous state or the
+new one, never vectors from one and metadata from the other. Paths are stored absolute (the path is an
+item's id); labels are optional.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import faiss
@@ -20,7 +28,30 @@ import numpy as np
 from finegrain.errors import FinegrainError
 from finegrain.utils import atomic_write, atomic_write_text
 
-VECTORS, META, INFO, MODEL = "vectors.faiss", "meta.jsonl", "index.json", "model.pt"
+INFO, VECTORS, META = "index.json", "vectors.faiss", "meta.jsonl"
+FORMAT, VERSION = "finegrain-index", 2
+
+
+class GalleryError(FinegrainError):
+    """An index folder that cannot be used as asked (the message names it and says why)."""
+
+
+@dataclass
+class IndexBinding:
+    """What made the vectors: an index only ever holds vectors of one encoder, used one way."""
+
+    fingerprint: str
+    model_file: str  # inside the index folder
+    tta: list[str] = field(default_factory=list)
+    kind: str = "embedding"
+    source: str = ""  # the run or file it was copied from, for people to read
+
+    @classmethod
+    def from_model(cls, path: Path, tta: Sequence[str] = (), kind: str = "embedding") -> IndexBinding:
+        from finegrain.artifact import read_manifest
+
+        fingerprint = read_manifest(path)["fingerprint"]
+        return cls(fingerprint, f"model-{fingerprint[:16]}.safetensors", list(tta), kind, str(Path(path).resolve()))
 
 
 @dataclass
@@ -30,37 +61,80 @@ class Hit:
     similarity: float
 
 
+def item_id(path: str | Path) -> str:
+    return str(Path(path).resolve())
+
+
 class GalleryIndex:
     def __init__(self, dim: int, index: faiss.Index | None = None, meta: list[dict] | None = None,
-                 tta: list[str] | None = None):
+                 binding: IndexBinding | None = None, generation: int = 0):
         self.dim = dim
-        self.tta = list(tta or [])  # how the gallery was embedded: queries must be embedded the same way
-        # Exact inner product: on unit vectors it is cosine similarity. Flat search over 100k×128
-        # floats takes milliseconds per query, so no approximate structure is needed here.
+        # Exact inner product: on unit vectors it is cosine similarity.
         self.index = index if index is not None else faiss.IndexFlatIP(dim)
         self.meta = list(meta or [])
-        self._paths = {m["path"] for m in self.meta}
+        self.binding = binding
+        self.generation = generation
+        self._ids = {m["path"] for m in self.meta}
 
     def __len__(self) -> int:
         return self.index.ntotal
 
+    @property
+    def tta(self) -> list[str]:
+        return list(self.binding.tta) if self.binding else []
+
+    @property
+    def labels(self) -> list[str | None]:
+        return [m.get("label") for m in self.meta]
+
     def contains(self, path: str | Path) -> bool:
-        return str(path) in self._paths
+        return item_id(path) in self._ids
 
     def add(self, vectors: np.ndarray, paths: Sequence[str | Path], labels: Sequence[str | None] | None = None) -> int:
         """Add vectors for paths not yet indexed; returns how many were added."""
         labels = list(labels) if labels is not None else [None] * len(paths)
-        keep = [i for i, p in enumerate(paths) if str(p) not in self._paths]
+        ids = [item_id(p) for p in paths]
+        keep, seen = [], set(self._ids)
+        for i, p in enumerate(ids):
+            if p not in seen:
+                keep.append(i)
+                seen.add(p)
         if not keep:
             return 0
-        vectors = np.ascontiguousarray(vectors[keep], dtype=np.float32)
+        vectors = np.ascontiguousarray(np.asarray(vectors)[keep], dtype=np.float32)
         if vectors.shape[1] != self.dim:
             raise FinegrainError(f"embedding size {vectors.shape[1]} does not match the index's {self.dim}")
         self.index.add(vectors)
         for i in keep:
-            self.meta.append({"path": str(paths[i]), "label": labels[i]})
-            self._paths.add(str(paths[i]))
+            self.meta.append({"path": ids[i], "label": labels[i]})
+            self._ids.add(ids[i])
         return len(keep)
+
+    def remove(self, paths: Sequence[str | Path]) -> tuple[int, list[str]]:
+        """Remove each path (a folder removes everything under it); returns (removed, paths matching nothing)."""
+        targets = [item_id(p) for p in paths]
+        drop, unmatched = set(), []
+        for target in targets:
+            hits = [i for i, m in enumerate(self.meta) if m["path"] == target or m["path"].startswith(target + os.sep)]
+            drop.update(hits)
+            if not hits:
+                unmatched.append(target)
+        if drop:
+            self.index.remove_ids(np.array(sorted(drop), dtype=np.int64))
+            self.meta = [m for i, m in enumerate(self.meta) if i not in drop]
+            self._ids = {m["path"] for m in self.meta}
+        return len(drop), unmatched
+
+    def vectors(self) -> np.ndarray:
+        """Every vector, in metadata order.
+
+        The output buffer is passed explicitly: once pytorch-metric-learning is imported, faiss's patched
+        ``reconstruct_n`` returns a torch tensor unless it is handed a numpy array to fill.
+        """
+        out = np.empty((len(self), self.dim), np.float32)
+        if len(self):
+            self.index.reconstruct_n(0, len(self), out)
+        return out
 
     def search(self, queries: np.ndarray, k: int = 20) -> list[list[Hit]]:
         k = min(k, len(self))
@@ -72,59 +146,67 @@ class GalleryIndex:
             for row_s, row_i in zip(sims, ids)
         ]
 
+    def label_counts(self) -> dict[str, int]:
+        return dict(Counter(str(label) for label in self.labels if label is not None).most_common())
+
     # -- persistence -------------------------------------------------------------------------
-    def save(self, folder: Path, model_file: Path | None = None) -> None:
+    def save(self, folder: Path | str, model_source: Path | None = None) -> None:
+        """Write a new generation and switch to it atomically; ``model_source`` is copied in when missing."""
+        if self.binding is None:
+            raise FinegrainError("an index needs the encoder binding it was built with before it can be saved")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / VECTORS, lambda p: faiss.write_index(self.index, str(p)))
-        atomic_write_text(folder / META, "".join(json.dumps(m) + "\n" for m in self.meta))
-        atomic_write_text(folder / INFO, json.dumps({"dim": self.dim, "count": len(self), "tta": self.tta},
-                                                             indent=2))
-        if model_file is not None and Path(model_file).resolve() != (folder / MODEL).resolve():
-            atomic_write(folder / MODEL, lambda p: shutil.copyfile(model_file, p))
+        model = folder / self.binding.model_file
+        if not model.exists():
+            if model_source is None:
+                raise FinegrainError(f"{folder}: the index's model file {model.name} is missing")
+            atomic_write(model, lambda tmp: shutil.copyfile(model_source, tmp))
+        generation = self.generation + 1
+        final = folder / f"gen-{generation:06d}"
+        staging = folder / f".gen-{generation:06d}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)  # a stale generation a killed save never switched to
+        staging.mkdir()
+        faiss.write_index(self.index, str(staging / VECTORS))
+        (staging / META).write_text("".join(json.dumps(m) + "\n" for m in self.meta))
+        os.replace(staging, final)
+        info = {"format": FORMAT, "version": VERSION, "generation": generation, "dim": self.dim, "count": len(self),
+                "encoder": asdict(self.binding)}
+        atomic_write_text(folder / INFO, json.dumps(info, indent=2))  # the switch
+        self.generation = generation
+        for old in folder.iterdir():  # what no longer belongs to the current state
+            stale_gen = old.name.startswith(("gen-", ".gen-")) and old != final
+            stale_model = old.name.startswith("model-") and old.name != self.binding.model_file
+            if stale_gen:
+                shutil.rmtree(old, ignore_errors=True)
+            elif stale_model:
+                old.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, folder: Path | str) -> GalleryIndex:
         folder = Path(folder)
         if not (folder / INFO).exists():
-            raise FinegrainError(f"{folder}: not a finegrain index (no {INFO}); build one with 'finegrain index'")
-        info = json.loads((folder / INFO).read_text())
-        index = faiss.read_index(str(folder / VECTORS))
-        meta = [json.loads(line) for line in (folder / META).read_text().splitlines() if line]
+            raise GalleryError(f"{folder}: not a finegrain index (no {INFO}); build one with 'finegrain index'")
+        try:
+            info = json.loads((folder / INFO).read_text())
+        except json.JSONDecodeError:
+            raise GalleryError(f"{folder}: {INFO} is not valid JSON") from None
+        if info.get("format") != FORMAT:
+            raise GalleryError(f"{folder}: an index from finegrain 0.1; convert it once with "
+                              f"'finegrain convert {folder}'")
+        if info.get("version") != VERSION:
+            raise GalleryError(f"{folder}: index format version {info.get('version')!r}; "
+                               f"this finegrain reads {VERSION}")
+        gen = folder / f"gen-{info['generation']:06d}"
+        index = faiss.read_index(str(gen / VECTORS))
+        meta = [json.loads(line) for line in (gen / META).read_text().splitlines() if line]
         if index.ntotal != len(meta) or index.d != info["dim"]:
-            raise FinegrainError(f"{folder}: vectors and metadata disagree ({index.ntotal} vs {len(meta)}); rebuild it")
-        return cls(info["dim"], index, meta, tta=info.get("tta"))
+            raise GalleryError(f"{folder}: vectors and metadata disagree ({index.ntotal} vs {len(meta)}); rebuild it")
+        return cls(info["dim"], index, meta, IndexBinding(**info["encoder"]), info["generation"])
 
     @staticmethod
-    def model_path(folder: Path | str) -> Path:
-        return Path(folder) / MODEL
+    def exists(folder: Path | str) -> bool:
+        return (Path(folder) / INFO).exists()
 
-
-def build_index(
-    embedded: Iterable[tuple[list[Path], np.ndarray, list[str | None]]],
-    folder: Path,
-    dim: int,
-    model_file: Path,
-    save_every: int = 20_000,
-    tta: list[str] | None = None,
-) -> tuple[GalleryIndex, int]:
-    """Add streamed (paths, vectors, labels) batches to the index in ``folder`` (created or extended).
-
-    Saves every ``save_every`` new vectors, so a killed run over a huge gallery keeps its progress.
-    """
-    folder = Path(folder)
-    index = GalleryIndex.load(folder) if (folder / INFO).exists() else GalleryIndex(dim, tta=tta)
-    if index.tta != list(tta or []):
-        raise FinegrainError(f"{folder}: the index was embedded with --tta {','.join(index.tta) or 'none'}; "
-                             "extend it with the same --tta")
-    if index.dim != dim:
-        raise FinegrainError(f"{folder}: the index holds {index.dim}-d vectors, this model makes {dim}-d ones")
-    added = since_save = 0
-    for paths, vectors, labels in embedded:
-        n = index.add(vectors, paths, labels)
-        added, since_save = added + n, since_save + n
-        if since_save >= save_every:
-            index.save(folder, model_file)
-            since_save = 0
-    index.save(folder, model_file)
-    return index, added
+    def model_path(self, folder: Path | str) -> Path:
+        return Path(folder) / self.binding.model_file

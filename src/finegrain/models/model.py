@@ -1,4 +1,4 @@
-"""Backbone + embedding head, the one factory that builds it, and its checkpoint format."""
+"""Backbone + head (embedding or regression), the one factory that builds it, and its model file."""
 
 from __future__ import annotations
 
@@ -6,16 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
+from finegrain.artifact import read_artifact, write_artifact
 from finegrain.errors import ConfigError, FinegrainError
 from finegrain.models.backbone import Backbone
 from finegrain.models.heads import EmbeddingHead, RegressionHead
 from finegrain.models.registry import create_backbone
-
-FORMAT = "finegrain-model"
-VERSION = 1
 
 
 class BackboneWithHead(nn.Module):
@@ -111,79 +108,32 @@ def model_from_config(cfg: dict[str, Any]) -> EmbeddingModel | ScoringModel:
     return EmbeddingModel(backbone, head)
 
 
-def _check_plain(value: Any, where: str) -> None:
-    """Reject what ``torch.load(weights_only=True)`` would refuse, at save time rather than load time."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ConfigError(f"{where}: keys must be str, got {k!r}")
-            _check_plain(v, f"{where}.{k}")
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _check_plain(v, f"{where}[{i}]")
-    elif value is not None and not isinstance(value, (str, int, float, bool, torch.Tensor)):
-        raise ConfigError(f"{where}: {type(value).__name__} cannot be stored; use dicts, lists, numbers, str")
+def model_kind(model: nn.Module) -> str:
+    """The artifact kind of a model: ``score`` for a ScoringModel, ``embedding`` otherwise."""
+    return "score" if isinstance(model, ScoringModel) else "embedding"
 
 
-def save_model(
-    model: EmbeddingModel | ScoringModel, path: str | os.PathLike[str], extra: dict[str, Any] | None = None
-) -> None:
-    """Write config + weights + ``extra`` to ``path`` atomically (a crash never leaves half a file there)."""
-    path = Path(path)
-    extra = dict(extra or {})
-    _check_plain(extra, "extra")
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model_config": model.config(),
-        # CPU copies, so a model saved from a GPU loads anywhere.
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "extra": extra,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+def save_model(model: EmbeddingModel | ScoringModel, path: str | os.PathLike[str], preprocessing: dict[str, Any],
+               **fields: Any) -> Path:
+    """Write the model as an artifact (atomically): weights under ``model.``, its architecture and
+    ``preprocessing`` in the manifest, plus any other manifest ``fields`` (thresholds, train_config, ...)."""
+    manifest = {"kind": model_kind(model), "architecture": model.config(), "preprocessing": dict(preprocessing),
+                "normalizer": None, "thresholds": {}, "tta": [], **fields}
+    return write_artifact(path, manifest, {f"model.{k}": v for k, v in model.state_dict().items()})
 
 
-def read_payload(path: str | os.PathLike[str], formats: tuple[str, ...] = (FORMAT,)) -> dict[str, Any]:
-    """The raw dict of a model file (any of ``formats``), with clear errors for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise FinegrainError(f"model file not found: {path}")
+def model_from_manifest(manifest: dict[str, Any], state: dict[str, Tensor],
+                        where: str | os.PathLike[str]) -> EmbeddingModel | ScoringModel:
+    """Rebuild a model from its manifest's architecture and its weights, in eval mode."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and weights_only errors all mean the same thing to the user
-        raise FinegrainError(f"{path} is not a finegrain model file ({type(e).__name__})") from e
-    if not isinstance(payload, dict) or payload.get("format") not in formats:
-        raise FinegrainError(f"{path} is not a finegrain model file (no '{FORMAT}' marker)")
-    if payload.get("version") != VERSION:
-        version = payload.get("version")
-        raise FinegrainError(f"{path}: model file version {version!r}; this finegrain reads {VERSION}")
-    return payload
-
-
-def model_from_payload(payload: dict[str, Any], where: str | os.PathLike[str]) -> EmbeddingModel | ScoringModel:
-    """Rebuild the model of a ``save_model`` payload, in eval mode."""
-    try:
-        model = model_from_config(payload["model_config"])
-        model.load_state_dict(payload["state_dict"])
+        model = model_from_config(manifest["architecture"])
+        model.load_state_dict(state)
     except (FinegrainError, KeyError, RuntimeError) as e:
         raise FinegrainError(f"{where}: cannot rebuild the model: {e}") from e
     return model.eval()
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[EmbeddingModel | ScoringModel, dict[str, Any]]:
-    """Rebuild a model written by ``save_model``; returns ``(model in eval mode, extra)``."""
-    payload = read_payload(path)
-    return model_from_payload(payload, path), dict(payload.get("extra") or {})
-
-
-def update_extra(path: str | os.PathLike[str], formats: tuple[str, ...] = (FORMAT,), **items: Any) -> None:
-    """Add or replace entries of a model file's ``extra`` (a threshold, a normaliser), atomically."""
-    payload = read_payload(path, formats)
-    payload["extra"] = {**(payload.get("extra") or {}), **items}
-    _check_plain(payload["extra"], "extra")
-    tmp = Path(path).with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """The network of a model file written by ``save_model``: ``(model in eval mode, manifest)``."""
+    artifact = read_artifact(path, kinds=("embedding", "score"))
+    return model_from_manifest(artifact.manifest, artifact.sub("model"), path), artifact.manifest

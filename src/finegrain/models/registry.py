@@ -38,6 +38,15 @@ def list_backbones(growable: bool | None = None) -> list[str]:
     return sorted(n for n, cls in _REGISTRY.items() if growable is None or cls.growable == growable)
 
 
+def backbone_options(name: str) -> list[str]:
+    """The keyword options a registered backbone accepts."""
+    return [p for p in inspect.signature(_REGISTRY[name].__init__).parameters if p != "self"]
+
+
+def is_growable(name: str) -> bool:
+    return _REGISTRY[name].growable
+
+
 def create_backbone(name: str, /, **kw: Any) -> Backbone:
     """Build a registered backbone. ``create_backbone(cfg["name"], **cfg)`` rebuilds from ``config()``."""
     if name not in _REGISTRY:
@@ -46,7 +55,7 @@ def create_backbone(name: str, /, **kw: Any) -> Backbone:
     if cfg_name != name:
         raise ConfigError(f"backbone name {name!r} does not match the config's name {cfg_name!r}")
     cls = _REGISTRY[name]
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    accepted = backbone_options(name)
     unknown = sorted(set(kw) - set(accepted))
     if unknown:
         raise ConfigError(

@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader
 
 from finegrain.config import TrainConfig
 from finegrain.data import ImageDataset, PKSampler, PreparedData, build_augmentation, worker_init_fn
+from finegrain.encoders import Preprocess, SingleEncoder
 from finegrain.eval.retrieval import retrieval_metrics
 from finegrain.eval.verification import validation_threshold
-from finegrain.infer.embedder import Embedder, Preprocess
 from finegrain.losses import MarginCurriculum, build_objective
 from finegrain.models import EmbeddingModel, model_from_config
 
@@ -66,7 +66,7 @@ class EmbedTask:
     def validate(self) -> dict[str, float]:
         if self.val_data is None:
             return {}
-        emb = Embedder(self.model, self.preprocess).embed_array(self.val_data.images.array())
+        emb = SingleEncoder(self.model, self.preprocess).encode_array(self.val_data.images.array())
         m = retrieval_metrics(emb, self.val_data.labels)
         return {"precision_at_1": m["precision_at_1"], "map_at_r": m["map_at_r"]}
 
@@ -80,17 +80,17 @@ class EmbedTask:
         self.model = model_from_config(model_config)
         self.model.load_state_dict(state)
 
-    def model_extra(self) -> dict[str, Any]:
-        """What a saved model needs to be used without the training flags."""
-        extra = {
-            "task": "embed",
-            "preprocess": self.preprocess.to_dict(),
+    def model_manifest(self) -> dict[str, Any]:
+        """What a saved model needs to be used without the training flags (``save_model``'s fields)."""
+        manifest: dict[str, Any] = {
+            "preprocessing": self.preprocess.to_dict(),
             "train_config": self.cfg.to_dict(),
-            "num_train_classes": int(len(np.unique(self.train_data.labels))),
+            "provenance": {"num_train_classes": int(len(np.unique(self.train_data.labels)))},
+            "thresholds": {},
         }
         if self.val_data is not None and len(self.val_data.records) >= 2:
-            emb = Embedder(self.model, self.preprocess).embed_array(self.val_data.images.array())
+            emb = SingleEncoder(self.model, self.preprocess).encode_array(self.val_data.images.array())
             calibrated = validation_threshold(emb, np.asarray(self.val_data.labels), seed=self.cfg.seed)
             if calibrated is not None:  # so `finegrain verify RUN A B` works straight after training
-                extra["verification"] = calibrated
-        return extra
+                manifest["thresholds"]["verification"] = {**calibrated, "tta": [], "normalizer": None}
+        return manifest

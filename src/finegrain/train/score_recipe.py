@@ -19,11 +19,13 @@ import torch
 
 from finegrain.config import TrainConfig
 from finegrain.data import PreparedData, bin_scores
+from finegrain.encoders import MODEL_FILE
 from finegrain.errors import ConfigError
 from finegrain.models import Backbone, RegressionHead, ScoringModel, create_backbone, load_model, save_model
 from finegrain.models.net2net import widen
+from finegrain.train.build import backbone_kwargs, build_embedding_model
 from finegrain.train.embed_task import EmbedTask
-from finegrain.train.run import backbone_kwargs, build_embedding_model, fit, say
+from finegrain.train.fit import fit, say
 from finegrain.train.score_task import ScoreTask
 
 PRETRAIN_DIR = "pretrain"
@@ -49,7 +51,7 @@ def train_scorer(
     say(f"fine-tuning a {cfg.backbone} scorer ({cfg.epochs} epochs, Huber loss"
         + (", class-balanced)" if cfg.balance else ")"), quiet)
     history = fit(task, cfg, run_dir, cfg.epochs, grow, resume, tensorboard)
-    save_model(task.model, run_dir / "model.pt", extra=task.model_extra())
+    save_model(task.model, run_dir / MODEL_FILE, **task.model_manifest())
     return history
 
 
@@ -76,7 +78,7 @@ def _pretrained_widened_backbone(
 ) -> Backbone:
     """Stages 1 and 2: the Siamese-pre-trained backbone (trained now, or loaded when done), widened."""
     pre_dir = run_dir / PRETRAIN_DIR
-    pre_model = pre_dir / "model.pt"
+    pre_model = pre_dir / MODEL_FILE
     if cfg.pretrain_epochs > 0 and not pre_model.exists():
         train_bins = _with_bins(train, cfg.bin_width)
         if len(train_bins.classes) < 2:
@@ -90,7 +92,7 @@ def _pretrained_widened_backbone(
         task = EmbedTask(stage1, build_embedding_model(stage1), train_bins,
                          _with_bins(val, cfg.bin_width) if val is not None else None)
         fit(task, stage1, pre_dir, stage1.epochs, stage1.grow, resume, tensorboard)
-        save_model(task.model, pre_model, extra=task.model_extra())
+        save_model(task.model, pre_model, **task.model_manifest())
     if cfg.pretrain_epochs > 0:
         model, _ = load_model(pre_model)
     else:

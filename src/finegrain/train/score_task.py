@@ -18,9 +18,8 @@ from finegrain.data import (
     build_augmentation,
     worker_init_fn,
 )
+from finegrain.encoders import Preprocess, SingleEncoder
 from finegrain.eval.regression import regression_metrics
-from finegrain.infer.embedder import Preprocess
-from finegrain.infer.scorer import Scorer
 from finegrain.models import ScoringModel, model_from_config
 
 
@@ -73,7 +72,7 @@ class ScoreTask:
         if self.val_data is None:
             return {}
         # The trainer puts the model back in train mode at the start of every epoch.
-        predicted = Scorer(self.model, self.preprocess).score_array(self.val_data.images.array())
+        predicted = SingleEncoder(self.model, self.preprocess).encode_array(self.val_data.images.array())
         return regression_metrics(predicted, self.val_data.scores)
 
     def state_dict(self) -> dict[str, Any]:
@@ -86,10 +85,10 @@ class ScoreTask:
         self.model = model_from_config(model_config)
         self.model.load_state_dict(state)
 
-    def model_extra(self) -> dict[str, Any]:
+    def model_manifest(self) -> dict[str, Any]:
+        """What a saved model needs to be used without the training flags (``save_model``'s fields)."""
         return {
-            "task": "score",
-            "preprocess": self.preprocess.to_dict(),
+            "preprocessing": self.preprocess.to_dict(),
             "train_config": self.cfg.to_dict(),
-            "score_range": [float(self.train_data.scores.min()), float(self.train_data.scores.max())],
+            "provenance": {"score_range": [float(self.train_data.scores.min()), float(self.train_data.scores.max())]},
         }

@@ -19,13 +19,14 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from finegrain.artifact import pack_state, read_artifact, unpack_state, write_artifact
 from finegrain.errors import FinegrainError
 from finegrain.train.metrics_log import MetricsLog
 from finegrain.train.plateau import PlateauDetector
 from finegrain.train.schedule import build_scheduler
-from finegrain.utils import progress_bar, seed_everything, torch_save_atomic
+from finegrain.utils import progress_bar, seed_everything
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.safetensors"
 
 
 class TrainingTask(Protocol):
@@ -111,32 +112,28 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int) -> None:
+        """Model, optimiser, schedule, task and plateau state in one artifact, written atomically."""
         model = self.task.model
-        torch_save_atomic(
-            {
-                "epoch": epoch,
-                "model_config": model.config(),
-                "model_state": model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "task": self.task.state_dict(),
-                "plateau": self.plateau.state_dict(),
-                "history": self.history,
-            },
-            self.run_dir / CHECKPOINT,
-        )
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "task": self.task.state_dict(), "plateau": self.plateau.state_dict(), "history": self.history}
+        manifest = {"kind": "checkpoint", "epoch": epoch, "architecture": model.config(),
+                    "state": pack_state(state, "state", tensors)}
+        write_artifact(self.run_dir / CHECKPOINT, manifest, tensors)
 
     def load_checkpoint(self, path: Path | None = None) -> None:
-        ckpt = torch.load(path or self.run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+        """Restore everything ``save_checkpoint`` wrote; the file is parsed, never unpickled."""
+        ckpt = read_artifact(path or self.run_dir / CHECKPOINT, kinds=("checkpoint",))
+        state = unpack_state(ckpt.manifest["state"], ckpt.tensors)
         # The architecture comes from the checkpoint: it may have grown since the run started.
-        self.task.restore_model(ckpt["model_config"], ckpt["model_state"])
-        self.task.load_state_dict(ckpt["task"])
-        self.start_epoch = ckpt["epoch"] + 1
-        self.history = ckpt["history"]
-        self.plateau.load_state_dict(ckpt["plateau"])
+        self.task.restore_model(ckpt.manifest["architecture"], ckpt.sub("model"))
+        self.task.load_state_dict(state["task"])
+        self.start_epoch = ckpt.manifest["epoch"] + 1
+        self.history = state["history"]
+        self.plateau.load_state_dict(state["plateau"])
         self.rebuild_optimizer()
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict]:

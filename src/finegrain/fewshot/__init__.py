@@ -1,0 +1,1 @@
+"""Few-shot evaluation: N-way K-shot episodes of a labelled set, and Omniglot's official one-shot runs."""

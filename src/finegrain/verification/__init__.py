@@ -1,0 +1,1 @@
+"""Verification: same or different? Pair files, the 10-fold protocol, stored thresholds."""
