@@ -1,6 +1,7 @@
 """Train a small cascade on synthetic faces with the CLI, then detect, crop, draw and evaluate with it."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained(synthetic_detection_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("detector") / "faces.pt"
+    out = tmp_path_factory.mktemp("detector") / "faces.safetensors"
     d = synthetic_detection_data
     code = main(["detector", "train", "--out", str(out), "--faces", str(d["crops"]), "--negatives", str(d["negatives"]),
                  "--epochs", "4", "--random-negatives", "8000", "--hard-negatives", "4000"])
@@ -45,6 +46,33 @@ def test_detect_cli_writes_crops_drawings_and_json(trained, synthetic_detection_
     crops = sorted((tmp_path / "crops").glob("scene1_face*.png"))
     assert len(crops) == len(report[0]["faces"]) and cv2.imread(str(crops[0])).shape == (48, 48, 3)
     assert (tmp_path / "drawn" / "scene1_faces.png").is_file()
+
+
+def test_two_inputs_with_one_file_name_never_write_one_file(trained, synthetic_detection_data, tmp_path, capsys):
+    """a/x.png and b/x.png: crops and drawings are named by the path relative to the inputs' common folder."""
+    import shutil
+
+    scenes = synthetic_detection_data["scenes"]
+    for folder, scene in (("a", "scene1.png"), ("b", "scene2.png")):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        shutil.copy(scenes / scene, tmp_path / "in" / folder / "x.png")
+    code = main(["detect", str(tmp_path / "in" / "a" / "x.png"), str(tmp_path / "in" / "b" / "x.png"), "--detector",
+                 str(trained), "--json", "--crops", str(tmp_path / "crops"), "--draw", str(tmp_path / "drawn")])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    written = [face["crop"] for entry in report for face in entry["faces"]]
+    assert len(written) == len(set(written)) == sum(len(e["faces"]) for e in report) >= 2
+    assert {p.parent.name for p in map(Path, written)} == {"a", "b"} and all(Path(w).is_file() for w in written)
+    assert (tmp_path / "drawn" / "a" / "x_faces.png").is_file() and (tmp_path / "drawn" / "b" / "x_faces.png").is_file()
+
+
+def test_output_names_are_distinct_relative_paths(tmp_path):
+    from finegrain.utils import output_names
+
+    a, b, c, d = (tmp_path / n for n in ("a/x.jpg", "b/x.jpg", "b/x.png", "a/y.jpg"))
+    names = output_names([a, b, c, d, a])
+    assert names == {a: Path("a/x"), b: Path("b/x.jpg"), c: Path("b/x.png"), d: Path("a/y")}
+    assert output_names([a]) == {a: Path("x")}
 
 
 def test_detector_eval_cli_reports_recall_ap_fps_and_roc(trained, synthetic_detection_data, tmp_path, capsys):

@@ -57,3 +57,25 @@ def test_mirror_symmetric_images_are_unchanged_by_flip(tiny_model, images):
     symmetric = np.concatenate([images[:, :, :16], images[:, :, :16][:, :, ::-1]], axis=2)
     plain = load_encoder(tiny_model).encode_array(symmetric)
     assert np.allclose(load_encoder(tiny_model, tta="flip").encode_array(symmetric), plain, atol=1e-5)
+
+
+def test_a_scorer_averages_the_scores_of_the_views(tmp_path, make_model, images):
+    """Scores are numbers, not unit vectors: TTA averages them (it used to crash normalising a 1-D tensor)."""
+    model = make_model(tmp_path / "scorer.safetensors", kind="score")
+    plain, tta = load_encoder(model), load_encoder(model, tta="flip")
+    x = plain.preprocess.to_tensor(images)
+    with torch.no_grad():
+        expected = ((plain.model(x) + plain.model(torch.flip(x, dims=[3]))) / 2).numpy()
+    got = tta.encode_array(images)
+    assert got.shape == (12,) and np.allclose(got, expected, atol=1e-5)
+
+
+def test_the_default_tta_comes_from_the_model_file(tmp_path, make_model, images):
+    from finegrain.encoders.edit import combine_models
+
+    a, b = make_model(tmp_path / "a.safetensors", seed=1), make_model(tmp_path / "b.safetensors", seed=2)
+    combine_models([a, b], tmp_path / "meta", tta="flip")
+    assert load_encoder(tmp_path / "meta").tta == ("flip",)
+    assert load_encoder(tmp_path / "meta", tta="none").tta == ()
+    assert np.allclose(load_encoder(tmp_path / "meta").encode_array(images),
+                       load_encoder(tmp_path / "meta", tta="flip").encode_array(images))

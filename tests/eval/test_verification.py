@@ -158,3 +158,26 @@ def test_validation_threshold_is_balanced_and_separates_clusters():
     out = validation_threshold(emb, labels)
     assert out["accuracy"] == 1.0 and out["pairs"] == 2 * 5 * 15  # 75 matched pairs, as many mismatched
     assert validation_threshold(emb[:3], np.zeros(3)) is None  # no mismatched pair
+
+
+def test_validation_threshold_on_a_large_set_samples_pairs_instead_of_building_all_of_them():
+    """200,000 images have 2·10¹⁰ pairs: enumerating them (as before) cannot fit in memory. Sampled pairs
+    are matched or mismatched as drawn, and the threshold still separates well-separated clusters."""
+    import time
+
+    rng = np.random.default_rng(1)
+    n, classes = 200_000, 5_000
+    labels = rng.integers(0, classes, n)
+    centres = rng.normal(size=(classes, 16))
+    emb = centres[labels] + rng.normal(0, 0.01, (n, 16))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    started = time.perf_counter()
+    out = validation_threshold(emb, labels, max_pairs=5_000)
+    assert time.perf_counter() - started < 10
+    assert out["pairs"] == 10_000 and out["accuracy"] > 0.99
+    # Skewed classes: one class holds nearly everything, and the few others are still drawn as mismatches.
+    skewed = np.zeros(50_000, np.int64)
+    skewed[:3] = [1, 2, 2]
+    out = validation_threshold(rng.normal(size=(50_000, 4)), skewed, max_pairs=1_000)
+    assert out["pairs"] == 2_000
+    assert validation_threshold(emb[:3000], np.zeros(3000)) is None  # one class: no mismatched pair

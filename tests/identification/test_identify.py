@@ -11,7 +11,7 @@ from finegrain.encoders import load_encoder
 from finegrain.errors import DataError, FinegrainError
 from finegrain.eval.identification import identification_report
 from finegrain.identification.evaluate import identification_run
-from finegrain.index.build import index_gallery
+from finegrain.index.build import index_gallery, search_index
 from finegrain.index.gallery import GalleryIndex
 
 
@@ -123,3 +123,48 @@ def test_identification_errors_are_clear(tiny, tmp_path):
     assert json.loads((tmp_path / "y" / "metrics.json").read_text())["probes"] == 1
     with pytest.raises(FinegrainError, match="no trained model"):
         identification_run(tmp_path / "nowhere", tiny / "gallery", probes)
+
+
+def test_identify_pseudolabel_and_explain_embed_as_the_index_did(tiny, tmp_path, capsys):
+    """An index built with --tta flip: a gallery image must find itself at similarity 1 in identify and
+    pseudolabel, and explain --index must report the search's own similarity. Queries embedded without the
+    index's TTA land elsewhere (what identify, pseudolabel and explain did before)."""
+    index = tmp_path / "flip.idx"
+    index_gallery(tiny / "model.safetensors", tiny / "gallery", index, tta="flip", progress=False)
+    image = tiny / "gallery" / "class02" / "1.png"
+    assert main(["identify", str(index), str(image), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)[0]
+    assert answer["identity"] == "class02" and answer["confidence"] == pytest.approx(1.0, abs=1e-5)
+    plain = load_encoder(tiny / "model.safetensors").encode_files([image], progress=False).vectors
+    assert float((plain @ GalleryIndex.load(index).vectors().T).max()) < 1 - 1e-4  # without TTA: not itself
+
+    unlabelled = tmp_path / "u"
+    unlabelled.mkdir()
+    shutil.copy(image, unlabelled / "copy.png")
+    assert main(["pseudolabel", str(index), str(unlabelled), "--threshold", "0.99999", "--out",
+                 str(tmp_path / "p.csv")]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"] == {"class02": 1}
+
+    assert main(["explain", str(tiny / "model.safetensors"), str(image), "--index", str(index), "--out",
+                 str(tmp_path / "x.png")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    second = search_index(index, [image], k=2)[0]["hits"][1]
+    assert report["match"] == second["path"] and report["index_similarity"] == pytest.approx(second["similarity"])
+
+
+def test_identify_works_with_combined_and_whitened_models(tiny, tmp_path, make_model, capsys):
+    """identify used to compare the index's size with the network head's, refusing these two."""
+    from finegrain.encoders.edit import combine_models, normalize_model
+
+    meta = tmp_path / "meta"
+    combine_models([tiny / "model.safetensors", make_model(tmp_path / "b.safetensors", seed=5, size=40)], meta)
+    whitened = tmp_path / "w.safetensors"
+    shutil.copy(tiny / "model.safetensors", whitened)
+    normalize_model(whitened, tiny / "gallery", method="whiten", dim=5, progress=False)
+    for model in (meta, whitened):
+        index = tmp_path / f"{model.stem}.idx"
+        index_gallery(model, tiny / "gallery", index, progress=False)
+        image = tiny / "gallery" / "class03" / "2.png"
+        assert main(["identify", str(index), str(image), "--json"]) == 0
+        answer = json.loads(capsys.readouterr().out)[0]
+        assert answer["identity"] == "class03" and answer["confidence"] == pytest.approx(1.0, abs=1e-5)

@@ -72,20 +72,55 @@ def kfold_verification(distances: np.ndarray, same: np.ndarray, folds: np.ndarra
 
 def validation_threshold(embeddings: np.ndarray, labels: np.ndarray, seed: int = 0,
                          max_pairs: int = 20_000) -> dict | None:
-    """A same/different threshold from held-out images: every matched pair (up to ``max_pairs``) and as
-    many random mismatched ones, so accuracy is balanced; None when there is no matched pair."""
+    """A same/different threshold from held-out images: matched pairs (up to ``max_pairs``) and as many
+    mismatched ones, so accuracy is balanced; None when there is no matched or no mismatched pair.
+
+    Small sets use every pair; larger ones draw pairs at random, so memory and time stay bounded by
+    ``max_pairs`` however many images there are (all n² pairs of 100,000 images would not fit).
+    """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    a, b = np.triu_indices(len(labels), k=1)
-    matched = np.flatnonzero(labels[a] == labels[b])
-    mismatched = np.flatnonzero(labels[a] != labels[b])
-    if len(matched) == 0 or len(mismatched) == 0:
-        return None
-    n = min(len(matched), len(mismatched), max_pairs)
-    chosen = np.concatenate([rng.choice(matched, n, replace=False), rng.choice(mismatched, n, replace=False)])
-    index = np.stack([a[chosen], b[chosen]], axis=1)
+    if len(labels) <= _EXHAUSTIVE:
+        a, b = np.triu_indices(len(labels), k=1)
+        matched = np.flatnonzero(labels[a] == labels[b])
+        mismatched = np.flatnonzero(labels[a] != labels[b])
+        if len(matched) == 0 or len(mismatched) == 0:
+            return None
+        n = min(len(matched), len(mismatched), max_pairs)
+        chosen = np.concatenate([rng.choice(matched, n, replace=False), rng.choice(mismatched, n, replace=False)])
+        index = np.stack([a[chosen], b[chosen]], axis=1)
+    else:
+        index = _sampled_pairs(labels, max_pairs, rng)
+        if index is None:
+            return None
     threshold, accuracy = best_threshold(pair_distances(embeddings, index), labels[index[:, 0]] == labels[index[:, 1]])
-    return {"threshold": threshold, "accuracy": accuracy, "source": "validation split", "pairs": int(2 * n)}
+    return {"threshold": threshold, "accuracy": accuracy, "fitted_on": "validation split", "pairs": int(len(index))}
+
+
+_EXHAUSTIVE = 2_000  # up to this many images every pair is enumerated (2 million pairs)
+
+
+def _sampled_pairs(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray | None:
+    """``count`` matched pairs (a class drawn in proportion to its pairs, then two of its images) and ``count``
+    mismatched ones (an image drawn in proportion to how many images differ from it, then one of those),
+    drawn with replacement: every pair of either kind is equally likely."""
+    _, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    pairs_per_class = sizes * (sizes - 1) / 2
+    if pairs_per_class.sum() == 0 or len(sizes) < 2:
+        return None
+    members = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    cls = rng.choice(len(sizes), count, p=pairs_per_class / pairs_per_class.sum())
+    first = rng.integers(0, sizes[cls])
+    second = (first + rng.integers(1, np.maximum(sizes[cls], 2))) % sizes[cls]  # never the same image
+    matched = np.stack([members[starts[cls] + first], members[starts[cls] + second]], axis=1)
+    others = len(labels) - sizes[inverse]  # images of another class, per image
+    first = rng.choice(len(labels), count, p=others / others.sum())
+    own = inverse[first]
+    pick = rng.integers(0, others[first])  # a position in the label-sorted order with the own class cut out
+    pick = np.where(pick < starts[own], pick, pick + sizes[own])
+    mismatched = np.stack([first, members[pick]], axis=1)
+    return np.concatenate([matched, mismatched])
 
 
 def roc_summary(distances: np.ndarray, same: np.ndarray, fars: tuple[float, ...] = (1e-2, 1e-3)) -> dict:

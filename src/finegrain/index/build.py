@@ -47,18 +47,19 @@ def _start(out: Path, run: Path | str, tta: str | None, reembed: bool, encoder_a
 
 
 def index_gallery(run: Path | str, gallery: Path | str, out: Path | str, root: Path | str | None = None,
-                  batch_size: int = 256, progress: bool = True, tta: str | None = None, kind: str = "auto",
-                  reembed: bool = False, save_every: int = SAVE_EVERY) -> dict:
+                  batch_size: int = 256, progress: bool = True, tta: str | None = None, reembed: bool = False,
+                  save_every: int = SAVE_EVERY) -> dict:
     """Embed the gallery's images not yet in ``out`` and add them; returns a summary.
 
-    Labels are optional (a flat folder indexes; the path is the id). Progress is saved every ``save_every``
+    Labels are optional (a flat folder indexes; the path is the id); a list's second column is a label, even
+    when it is a number (a class id): an index holds no scores. Progress is saved every ``save_every``
     new vectors, so a killed run keeps what it did and a rerun carries on. ``reembed`` rebuilds the whole
     index (the items already there, and the new ones) with ``run``.
     """
     out = Path(out)
     parse_tta(tta)
     index, encoder, carried = _start(out, run, tta, reembed, {"batch_size": batch_size})
-    records = read_source(gallery, root, kind=kind, labels="optional")
+    records = read_source(gallery, root, kind="label", labels="optional")
     todo = [(Path(m["path"]), m["label"]) for m in carried]
     todo += [(r.path, r.label) for r in records if not index.contains(r.path)]
     labels = {str(p): label for p, label in todo}
