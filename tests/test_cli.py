@@ -2,16 +2,21 @@
 
 import pytest
 
-from finegrain.cli import build_parser, main
+from finegrain.cli import COMMANDS, build_parser, main
 
-SUBCOMMANDS = ["train", "eval", "score", "oneshot", "index", "search", "demo", "verify", "fewshot", "pseudolabel",
-               "normalize", "combine", "explain", "identify", "identification"]
+EXPECTED = {"train", "eval", "score", "oneshot", "index", "search", "demo", "verify", "fewshot", "pseudolabel",
+            "normalize", "combine", "explain", "identify", "identification", "embed", "export", "convert", "detect",
+            "detector train", "detector eval"}
 
 
-@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_command_is_registered():
+    assert set(COMMANDS) == EXPECTED
+
+
+@pytest.mark.parametrize("command", sorted(EXPECTED))
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
-        build_parser().parse_args([command, "--help"])
+        build_parser().parse_args([*command.split(), "--help"])
     assert exit_.value.code == 0
     assert "usage: finegrain" in capsys.readouterr().out
 
