@@ -25,15 +25,15 @@ def _tensor(encoder: SingleEncoder, image: np.ndarray) -> torch.Tensor:
     return encoder.preprocess.to_tensor(resize_square(image, encoder.image_size)[None])
 
 
-def _top_match(index: str | Path, image: str | Path) -> Hit:
+def _top_match(index: str | Path, image: str | Path) -> tuple[Hit, str | None]:
     """The index's most similar item other than ``image`` itself, searched as the index searches (its model,
-    TTA and normaliser)."""
+    TTA and normaliser), and the fingerprint of that model."""
     gallery, encoder = index_encoder(index)
     query = encoder.encode_files([Path(image)], progress=False).vectors
     me = Path(image).resolve()
     for hit in gallery.search(query, k=10)[0]:
         if Path(hit.path).resolve() != me:
-            return hit
+            return hit, encoder.fingerprint
     raise FinegrainError(f"{index}: no indexed image other than {image} to compare it with")
 
 
@@ -63,9 +63,12 @@ def explain(run: str | Path, image: str | Path, image2: str | Path | None = None
                           "to compare it with its top match")
     report: dict = {"image": str(image)}
     if index is not None:
-        hit = _top_match(index, image)
+        hit, fingerprint = _top_match(index, image)
         image2 = hit.path
         report.update(match=hit.path, label=hit.label, index_similarity=hit.similarity)
+        if fingerprint != encoder.fingerprint:
+            report["note"] = (f"{index} was built with another model (or the same one normalised differently): "
+                              f"the match is the index's, the maps are {run}'s")
     else:
         report["image2"] = str(image2)
     second = _read(image2, encoder.image_size)
