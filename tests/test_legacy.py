@@ -62,3 +62,17 @@ def test_an_old_index_converts_and_searches(tmp_path, class_folder):
     assert main(["convert", str(old)]) == 0
     hits = search_index(old, [paths[3]], k=1)[0]["hits"]
     assert hits[0]["path"] == str(paths[3].resolve()) and abs(hits[0]["similarity"] - 1) < 1e-5
+
+
+def test_a_header_length_that_starts_like_a_pickle_is_still_safetensors(tmp_path):
+    """A safetensors file starts with its header length: when that is 128 + 256·k, its first byte is 0x80,
+    a pickle's first byte. Such a file must load, not be taken for an old torch file."""
+    from finegrain.artifact import read_artifact, write_artifact
+
+    for pad in range(300):
+        path = write_artifact(tmp_path / "a.safetensors", {"kind": "checkpoint", "pad": "x" * pad},
+                              {"w": torch.zeros(2)})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert read_artifact(path).manifest["pad"] == "x" * pad

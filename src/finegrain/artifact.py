@@ -91,7 +91,13 @@ def write_artifact(path: Path | str, manifest: dict[str, Any], tensors: Mapping[
 
 
 def _check_header(path: Path) -> None:
-    head = path.open("rb").read(8)
+    """Refuse a torch pickle (a zip, or a raw pickle) before anything tries to parse it. A safetensors file
+    starts with its header's length (8 bytes, little-endian) and then the header's opening brace."""
+    with path.open("rb") as f:
+        head = f.read(9)
+    length = int.from_bytes(head[:8], "little")
+    if head[8:9] == b"{" and 8 + length <= path.stat().st_size:
+        return
     if head[:2] == b"PK" or head[:1] == b"\x80":
         raise LegacyFileError(f"{path} is a torch pickle from finegrain 0.1 and is not loaded as it is; "
                               f"convert it once with 'finegrain convert {path}'")
