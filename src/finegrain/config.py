@@ -24,6 +24,28 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str, name: str = "--time-budget") -> float:
+    """``"90s"``, ``"10m"``, ``"1.5h"`` → seconds; anything else is an error naming the flag."""
+    value, unit = str(text).strip()[:-1], str(text).strip()[-1:].lower()
+    try:
+        seconds = float(value) * _UNITS[unit]
+    except (KeyError, ValueError):
+        raise ConfigError(f"{name} takes a number and a unit (s, m or h), e.g. 90s, 10m, 1h; not {text!r}") from None
+    if not seconds > 0:
+        raise ConfigError(f"{name} must be positive, not {text!r}")
+    return seconds
+
+
+def _describe(backbone: dict[str, Any]) -> str:
+    """``conv4 (widths 64-64-64-64)``: the name and the options that tell two architectures apart."""
+    shown = {k: v for k, v in backbone.items() if k != "name"}
+    parts = [f"{k} {'-'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in shown.items()]
+    return f"{backbone['name']} ({', '.join(parts)})" if parts else backbone["name"]
+
+
 @dataclass
 class TrainConfig:
     data: str = _help("training data: an image folder, a CSV manifest or a '<path> <label>' list")
@@ -71,6 +93,16 @@ class TrainConfig:
         "hold out whole classes (class, open-set) or images (image) (default: class to embed, image to score)",
         default=None)
     plateau_patience: int = _help("epochs without improvement before the plateau hook fires", default=3)
+    patience: int = _help("early stopping: stop after this many epochs without a better validation metric "
+                          "(0: off); the model keeps the best epoch's weights", default=5)
+    init: str | None = _help("start from another finegrain model's backbone (a run folder or model file, any task)",
+                             default=None)
+    backbone_lr_scale: float = _help("with --init: the backbone's learning rate relative to the head's",
+                                     default=0.1)
+    time_budget: str | None = _help("search a small space of proven settings, then train the best, all within "
+                                    "this time: e.g. 90s, 10m, 1h", default=None)
+    search_trials: int | None = _help("--time-budget: at most this many search trials (default: as many as fit)",
+                                      default=None)
     grow: str | None = _help(
         "Net2Net growth, one step each time training plateaus: e.g. widen:1.5,deepen (default: none to "
         "embed; widen:1.5,deepen in the staged recipe's pre-training)", default=None)
@@ -101,17 +133,20 @@ class TrainConfig:
         from finegrain.models.registry import backbone_options, is_growable, list_backbones
 
         score = self.task == "score"
+        source = self._init_backbone() if self.init is not None else None
         # Task-dependent defaults, resolved here so the saved config says what actually ran.
         if self.backbone is None:
-            self.backbone = "tiny_darknet" if score else "resnet"
+            self.backbone = source["name"] if source else "tiny_darknet" if score else "resnet"
         if self.backbone not in list_backbones():
             raise ConfigError(f"--backbone must be one of {', '.join(list_backbones())}, not {self.backbone!r}")
         if self.split_by is None:
             self.split_by = "image" if score else "class"
         options = backbone_options(self.backbone)
-        if score and self.activation is None and "activation" in options:
+        if source is not None:
+            self._check_init(source)
+        elif score and self.activation is None and "activation" in options:
             self.activation = "elu"
-        if score and self.batch_norm is None and "batch_norm" in options:
+        if score and source is None and self.batch_norm is None and "batch_norm" in options:
             self.batch_norm = False
         if score and self.recipe == "staged" and not is_growable(self.backbone):
             raise ConfigError(f"--recipe staged pre-trains, grows and widens the backbone, and --backbone "
@@ -168,7 +203,51 @@ class TrainConfig:
             raise ConfigError(f"--head-dropout must be in [0, 1), not {self.head_dropout}")
         if self.workers < 0:
             raise ConfigError(f"--workers must be 0 or more, not {self.workers}")
+        if self.patience < 0 or self.plateau_patience < 0:
+            raise ConfigError("--patience and --plateau-patience must be 0 or more")
+        if not 0 <= self.backbone_lr_scale <= 10:
+            raise ConfigError(f"--backbone-lr-scale must be between 0 and 10, not {self.backbone_lr_scale}")
+        if self.time_budget is not None:
+            parse_duration(self.time_budget)
+        if self.search_trials is not None and self.search_trials < 1:
+            raise ConfigError(f"--search-trials must be at least 1, not {self.search_trials}")
         return self
+
+    def backbone_kwargs(self) -> dict[str, Any]:
+        """Backbone options from the flags; unset ones are left to the backbone's own defaults."""
+        kw: dict[str, Any] = {"width_multiplier": self.width}
+        named = {"activation": "activation", "batch_norm": "batch_norm", "stem_stride": "stem_stride",
+                 "lbp_radius": "radius", "lbp_cell": "cell"}
+        kw |= {option: getattr(self, name) for name, option in named.items() if getattr(self, name) is not None}
+        if self.backbone == "lbp":  # its histogram grid is laid out for the training image size
+            kw["image_size"] = self.image_size
+        return kw
+
+    def _init_backbone(self) -> dict[str, Any]:
+        """The backbone architecture of the ``--init`` model (its file's header only is read)."""
+        from finegrain.artifact import read_manifest
+        from finegrain.encoders import resolve_model_path
+
+        manifest = read_manifest(resolve_model_path(self.init))
+        if manifest["kind"] == "meta":
+            raise ConfigError(f"--init {self.init} is a combined model of {len(manifest['components'])} networks; "
+                              "start from one of them")
+        if manifest["kind"] not in ("embedding", "score"):
+            raise ConfigError(f"--init {self.init} is a {manifest['kind']} file, not a model")
+        return manifest["architecture"]["backbone"]
+
+    def _check_init(self, source: dict[str, Any]) -> None:
+        """Backbone flags given with --init must describe the source's backbone (or be left out)."""
+        from finegrain.models.registry import create_backbone
+
+        asked = [flag(n) for n in ("activation", "batch_norm", "stem_stride", "lbp_radius", "lbp_cell")
+                 if getattr(self, n) is not None] + (["--width"] if self.width != 1.0 else [])
+        if self.backbone != source["name"] or asked:
+            wanted = create_backbone(self.backbone, **self.backbone_kwargs()).config()
+            if wanted != source:
+                raise ConfigError(f"--init {self.init} has a {_describe(source)} backbone, and --backbone "
+                                  f"{self.backbone} {' '.join(asked)} asks for a {_describe(wanted)} one: drop "
+                                  "the backbone flags to start from the --init model's")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -70,17 +70,25 @@ def _trainer(task, run_dir, epochs=5):
 def test_growth_follows_the_schedule_and_training_goes_on(tmp_path):
     task = EmbedToyTask()
     trainer = _trainer(task, tmp_path)
+    last: dict = {}
+
+    def keep_last(t, row):
+        last.update(model=t.task.model, params={id(p) for g in t.optimizer.param_groups for p in g["params"]})
+
+    trainer.epoch_hooks.append(keep_last)
     history = trainer.fit()
     events = [row.get("event") for row in history]
     # Plateaus at epochs 1, 2, 3, 4: the two steps, then nothing left to apply.
     assert events[1].startswith("net2net widen x2") and events[2].startswith("net2net deepen")
     assert events[3] is None and events[4] is None
-    assert task.model.backbone.config()["widths"] == [16, 16, 16, 16, 16]
-    assert task.model.backbone.config()["depths"] == [1, 1, 1, 2]
+    grown = last["model"]
+    assert grown.backbone.config()["widths"] == [16, 16, 16, 16, 16]
+    assert grown.backbone.config()["depths"] == [1, 1, 1, 2]
     # The optimiser was rebuilt for the grown parameters (not left holding the replaced ones).
-    trainer_params = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
-    assert {id(p) for p in task.model.parameters()} == trainer_params
+    assert {id(p) for p in grown.parameters()} == last["params"]
     assert read_manifest(tmp_path / CHECKPOINT)["architecture"]["backbone"]["depths"] == [1, 1, 1, 2]
+    # The validation metric never improved after the first epoch: the model ends as that epoch left it.
+    assert trainer.best.epoch == 0 and task.model.backbone.config()["widths"] == [8, 8, 8, 8]
 
 
 def test_run_killed_after_growth_resumes_to_the_same_weights(tmp_path):

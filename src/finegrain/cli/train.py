@@ -20,8 +20,7 @@ def train_command(resume: bool = False, override: bool = False, **settings) -> i
 
     cfg = TrainConfig(**settings)
     result = train(cfg.validate(), resume=resume, given=settings, override=override)
-    print(json.dumps({"run": str(result.run_dir), **{k: v for k, v in result.final.items() if k != "event"}},
-                     indent=2))
+    print(json.dumps(result.summary(), indent=2))
     return 0
 
 

@@ -48,9 +48,10 @@ def _split_classes(records: Sequence[Record], val: float, test: float, seed: int
     classes = sorted({r.label for r in records})
     order = np.random.default_rng(seed).permutation(len(classes))
     n = len(classes)
-    # Any requested split gets at least one class, but training always keeps one; when classes are
-    # that scarce, validation (needed during training) wins over test.
-    n_val = min(max(round(val * n), 1 if val > 0 else 0), n - 1)
+    # A requested validation split gets at least two classes (retrieval needs a wrong class to rank), a test
+    # split at least one, but training always keeps one; when classes are that scarce, validation (needed
+    # during training) wins over test.
+    n_val = min(max(round(val * n), 2 if val > 0 else 0), n - 1)
     n_test = min(max(round(test * n), 1 if test > 0 else 0), n - 1 - n_val)
     assign = {}
     for rank, c in enumerate(order):
@@ -72,12 +73,13 @@ def _take(idx: np.ndarray, labels: np.ndarray | None, fraction: float, seed: int
         return train_test_split(idx, test_size=fraction, random_state=seed)
 
 
-def _split_images(records: Sequence[Record], val: float, test: float, seed: int) -> dict[str, list[int]]:
+def _split_images(records: Sequence[Record], val: float, test: float, seed: int,
+                  strata: Sequence | None = None) -> dict[str, list[int]]:
     labels = None
     idx = np.arange(len(records))
     single = idx[:0]
-    if all(r.label is not None for r in records):
-        labels = np.asarray([r.label for r in records], dtype=object)
+    if strata is not None or all(r.label is not None for r in records):
+        labels = np.asarray(strata if strata is not None else [r.label for r in records], dtype=object)
         counts = Counter(labels.tolist())
         # A single-image class cannot appear in two splits; it stays in train.
         alone = np.asarray([counts[lab] < 2 for lab in labels])
@@ -89,12 +91,14 @@ def _split_images(records: Sequence[Record], val: float, test: float, seed: int)
 
 
 def split_positions(
-    records: Sequence[Record], by: str = "class", val: float = 0.2, test: float = 0.0, seed: int = 0
+    records: Sequence[Record], by: str = "class", val: float = 0.2, test: float = 0.0, seed: int = 0,
+    strata: Sequence | None = None,
 ) -> dict[str, list[int]]:
     """{"train", "val", "test"}: sorted positions into `records` (possibly empty), fixed by the seed.
 
     by="class" puts whole classes in one split, so val/test classes are unseen in training
-    (open-set retrieval). by="image" splits each class's images, stratified where possible.
+    (open-set retrieval). by="image" splits each class's images (or each of ``strata``, such as score
+    bins), stratified where possible.
     Records that carry a `split` (from a manifest column) are split that way instead.
     """
     records = list(records)
@@ -109,13 +113,14 @@ def split_positions(
         if len({r.label for r in records}) < 2:
             raise DataError("a split by class needs at least 2 classes")
         return _split_classes(records, val, test, seed)
-    return _split_images(records, val, test, seed)
+    return _split_images(records, val, test, seed, strata)
 
 
 def split_records(
-    records: Sequence[Record], by: str = "class", val: float = 0.2, test: float = 0.0, seed: int = 0
+    records: Sequence[Record], by: str = "class", val: float = 0.2, test: float = 0.0, seed: int = 0,
+    strata: Sequence | None = None,
 ) -> dict[str, list[Record]]:
     """Like `split_positions`, as lists of records in input order."""
     records = list(records)
-    parts = split_positions(records, by=by, val=val, test=test, seed=seed)
+    parts = split_positions(records, by=by, val=val, test=test, seed=seed, strata=strata)
     return {name: [records[i] for i in positions] for name, positions in parts.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from finegrain.utils import atomic_write, atomic_write_text
@@ -11,9 +12,11 @@ from finegrain.utils import atomic_write, atomic_write_text
 class MetricsLog:
     """Keeps the whole history so a resumed run rewrites the files without duplicate epochs."""
 
-    def __init__(self, run_dir: Path, history: list[dict] | None = None, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, history: list[dict] | None = None, tensorboard: bool = True,
+                 best_epoch: Callable[[], int | None] = lambda: None):
         self.run_dir = Path(run_dir)
         self.history: list[dict] = list(history or [])
+        self.best_epoch = best_epoch
         self._writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -31,15 +34,16 @@ class MetricsLog:
             self._writer.flush()
         lines = "".join(json.dumps(r) + "\n" for r in self.history)
         atomic_write_text(self.run_dir / "metrics.jsonl", lines)
-        plot_curves(self.history, self.run_dir / "curve.png")
+        plot_curves(self.history, self.run_dir / "curve.png", best_epoch=self.best_epoch())
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
 
 
-def plot_curves(history: list[dict], path: Path) -> None:
-    """Loss on the left, validation metrics on the right; epochs where the network grew are marked."""
+def plot_curves(history: list[dict], path: Path, best_epoch: int | None = None) -> None:
+    """Loss on the left, validation metrics on the right; epochs where the network grew are marked, and the
+    best epoch (whose weights the model keeps) is starred."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,6 +71,12 @@ def plot_curves(history: list[dict], path: Path) -> None:
             label = str(r["event"]).split(":")[0].replace("net2net ", "")
             axes[0][0].annotate(label, (r["epoch"], 1), xycoords=("data", "axes fraction"), rotation=90,
                                 va="top", ha="right", fontsize=7, color="grey")
+    if best_epoch is not None:
+        for a in axes[0]:
+            a.axvline(best_epoch, color="tab:green", lw=1.2, alpha=0.7)
+        target = axes[0][1] if metric_keys else axes[0][0]
+        target.annotate("best", (best_epoch, 0.02), xycoords=("data", "axes fraction"), color="tab:green",
+                        fontsize=8, ha="left")
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
     plt.close(fig)

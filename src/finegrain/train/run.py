@@ -8,18 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finegrain.config import TrainConfig, flag
-from finegrain.data import PreparedData, prepare, read_source, split_records
-from finegrain.encoders import MODEL_FILE
 from finegrain.errors import ConfigError
-from finegrain.models import save_model
-from finegrain.train.build import build_embedding_model
-from finegrain.train.embed_task import EmbedTask
-from finegrain.train.fit import fit, say
-from finegrain.train.score_recipe import train_scorer
+from finegrain.train.search import train_within_budget
+from finegrain.train.single import CONFIG_FILE, prepare_splits, train_run
 from finegrain.train.trainer import CHECKPOINT
-from finegrain.utils import seed_everything, set_threads
 
-CONFIG_FILE = "config.yaml"
+__all__ = ["CONFIG_FILE", "TrainResult", "prepare_splits", "train", "train_run"]
 # Settings that change how a run is executed or shown, never what it learns: free to differ on --resume.
 _RUNTIME_SETTINGS = frozenset({"out", "progress", "threads", "workers", "cache_dir"})
 
@@ -28,10 +22,27 @@ _RUNTIME_SETTINGS = frozenset({"out", "progress", "threads", "workers", "cache_d
 class TrainResult:
     run_dir: Path
     history: list[dict]
+    search: dict | None = None  # --time-budget: the trials and the chosen settings
 
     @property
     def final(self) -> dict:
         return self.history[-1] if self.history else {}
+
+    @property
+    def best(self) -> dict:
+        """The epoch the model keeps: the best on validation, else the last."""
+        marked = [row for row in self.history if row.get("best")]
+        return marked[-1] if marked else self.final
+
+    def summary(self) -> dict:
+        """What ``finegrain train`` prints."""
+        out = {"run": str(self.run_dir), "epochs": len(self.history),
+               **{k: v for k, v in self.best.items() if k not in ("event", "best")}}
+        if self.history and self.history[-1].get("event"):
+            out["last_event"] = self.history[-1]["event"]
+        if self.search is not None:
+            out["search"] = self.search
+        return out
 
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, tensorboard: bool = True,
@@ -51,20 +62,10 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, tensorboa
     elif (run_dir / CONFIG_FILE).exists() or (run_dir / CHECKPOINT).exists():
         raise ConfigError(f"--out {run_dir} already holds a run; pass --resume to continue it or choose another --out")
     cfg.validate()
-    set_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    train_data, val_data = prepare_splits(cfg, quiet)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(run_dir / CONFIG_FILE)
-    if cfg.task == "score":
-        return TrainResult(run_dir, train_scorer(cfg, train_data, val_data, resume, quiet, tensorboard))
-
-    if cfg.p > len(train_data.classes):
-        raise ConfigError(f"--p {cfg.p} exceeds the {len(train_data.classes)} training classes; lower --p")
-    task = EmbedTask(cfg, build_embedding_model(cfg), train_data, val_data)
-    history = fit(task, cfg, run_dir, cfg.epochs, cfg.grow, resume, tensorboard)
-    save_model(task.model, run_dir / MODEL_FILE, **task.model_manifest())
-    return TrainResult(run_dir, history)
+    if cfg.time_budget is not None:
+        history, search = train_within_budget(cfg, resume=resume, quiet=quiet, tensorboard=tensorboard)
+        return TrainResult(run_dir, history, search)
+    return TrainResult(run_dir, train_run(cfg, resume=resume, quiet=quiet, tensorboard=tensorboard))
 
 
 def _resumed_config(saved: TrainConfig, new: TrainConfig, given: Iterable[str] | None, override: bool) -> TrainConfig:
@@ -87,22 +88,3 @@ def _same(name: str, saved: object, new: object) -> bool:
     return saved == new
 
 
-def prepare_splits(cfg: TrainConfig, quiet: bool) -> tuple[PreparedData, PreparedData | None]:
-    """Read, split and decode the data once; report notes (dropped files, one-image classes)."""
-    # An embedding's list file holds labels even when they are numbers (class ids); a scorer's holds scores.
-    records = read_source(cfg.data, cfg.root, kind="label" if cfg.task == "embed" else "score")
-    splits = split_records(records, by=cfg.split_by, val=cfg.val, seed=cfg.seed)
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else None
-
-    def load(part: str) -> PreparedData:
-        return prepare(splits[part], cfg.image_size, cache_dir=cache, task=cfg.task, skip_bad=cfg.skip_bad,
-                       progress=cfg.progress)
-
-    train_data = load("train")
-    val_data = load("val") if splits.get("val") else None
-    for note in train_data.notes + (val_data.notes if val_data else []):
-        say(f"note: {note}", quiet)
-    what = f" of {len(train_data.classes)} classes" if cfg.task == "embed" else " with scores"
-    say(f"training on {len(train_data.records)} images{what}"
-        + (f", validating on {len(val_data.records)} images" if val_data else ""), quiet)
-    return train_data, val_data

@@ -21,9 +21,9 @@ from finegrain.config import TrainConfig
 from finegrain.data import PreparedData, bin_scores
 from finegrain.encoders import MODEL_FILE
 from finegrain.errors import ConfigError
-from finegrain.models import Backbone, RegressionHead, ScoringModel, create_backbone, load_model, save_model
+from finegrain.models import Backbone, RegressionHead, ScoringModel, load_model, save_model
 from finegrain.models.net2net import widen
-from finegrain.train.build import backbone_kwargs, build_embedding_model
+from finegrain.train.build import build_backbone, build_embedding_model
 from finegrain.train.embed_task import EmbedTask
 from finegrain.train.fit import fit, say
 from finegrain.train.score_task import ScoreTask
@@ -32,14 +32,15 @@ PRETRAIN_DIR = "pretrain"
 
 
 def train_scorer(
-    cfg: TrainConfig, train: PreparedData, val: PreparedData | None, resume: bool, quiet: bool, tensorboard: bool
+    cfg: TrainConfig, train: PreparedData, val: PreparedData | None, resume: bool, quiet: bool, tensorboard: bool,
+    deadline: float | None = None, epoch_hooks: list | None = None,
 ) -> list[dict]:
     run_dir = Path(cfg.out)
     if cfg.recipe == "staged":
         backbone = _pretrained_widened_backbone(cfg, train, val, run_dir, resume, quiet, tensorboard)
         grow = ""  # growth belongs to pre-training; fine-tuning keeps the widened architecture
     else:
-        backbone = create_backbone(cfg.backbone, **backbone_kwargs(cfg))
+        backbone = build_backbone(cfg)
         grow = cfg.grow
     model = ScoringModel(backbone, RegressionHead(backbone.num_features, cfg.pooling, cfg.head_dropout))
     with torch.no_grad():
@@ -50,7 +51,8 @@ def train_scorer(
     task = ScoreTask(cfg, model, train, val)
     say(f"fine-tuning a {cfg.backbone} scorer ({cfg.epochs} epochs, Huber loss"
         + (", class-balanced)" if cfg.balance else ")"), quiet)
-    history = fit(task, cfg, run_dir, cfg.epochs, grow, resume, tensorboard)
+    history = fit(task, cfg, run_dir, cfg.epochs, grow, resume, tensorboard, deadline=deadline,
+                  epoch_hooks=epoch_hooks, backbone_lr_scale=cfg.backbone_lr_scale if cfg.init else 1.0)
     save_model(task.model, run_dir / MODEL_FILE, **task.model_manifest())
     return history
 
@@ -76,10 +78,14 @@ def _pretrained_widened_backbone(
     cfg: TrainConfig, train: PreparedData, val: PreparedData | None, run_dir: Path, resume: bool, quiet: bool,
     tensorboard: bool,
 ) -> Backbone:
-    """Stages 1 and 2: the Siamese-pre-trained backbone (trained now, or loaded when done), widened."""
+    """Stages 1 and 2: the Siamese-pre-trained backbone (trained now, or loaded when done), widened.
+
+    With ``--init`` the started-from model's backbone takes the place of stage 1.
+    """
     pre_dir = run_dir / PRETRAIN_DIR
     pre_model = pre_dir / MODEL_FILE
-    if cfg.pretrain_epochs > 0 and not pre_model.exists():
+    pretrain = cfg.pretrain_epochs > 0 and cfg.init is None
+    if pretrain and not pre_model.exists():
         train_bins = _with_bins(train, cfg.bin_width)
         if len(train_bins.classes) < 2:
             raise ConfigError(
@@ -93,10 +99,11 @@ def _pretrained_widened_backbone(
                          _with_bins(val, cfg.bin_width) if val is not None else None)
         fit(task, stage1, pre_dir, stage1.epochs, stage1.grow, resume, tensorboard)
         save_model(task.model, pre_model, **task.model_manifest())
-    if cfg.pretrain_epochs > 0:
+    if pretrain:
         model, _ = load_model(pre_model)
     else:
         model = build_embedding_model(cfg)
+        say("stage 1: skipped" + (f" (starting from --init {cfg.init})" if cfg.init else ""), quiet)
     if cfg.widen > 1:
         # Seeded, so a resumed stage 3 rebuilds exactly the same starting point before loading its checkpoint.
         event = widen(model, cfg.widen, noise=cfg.grow_noise, seed=cfg.seed)

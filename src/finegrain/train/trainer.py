@@ -1,4 +1,5 @@
-"""One trainer for every task: optimiser, schedule, checkpoints, resume, logs, plateau hooks.
+"""One trainer for every task: optimiser, schedule, checkpoints, resume, logs, plateau and epoch hooks,
+early stopping on the validation metric with the best epoch's weights restored at the end, deadlines.
 
 A task supplies the model, the loss of a batch, a loader per epoch and validation; the trainer owns
 everything else. Each epoch reseeds every random source from (seed, epoch), so a run killed after
@@ -21,12 +22,14 @@ from torch import nn
 
 from finegrain.artifact import pack_state, read_artifact, unpack_state, write_artifact
 from finegrain.errors import FinegrainError
+from finegrain.train.best import BestEpoch
 from finegrain.train.metrics_log import MetricsLog
 from finegrain.train.plateau import PlateauDetector
 from finegrain.train.schedule import build_scheduler
 from finegrain.utils import progress_bar, seed_everything
 
 CHECKPOINT = "checkpoint.safetensors"
+TIME_UP = "time budget reached"
 
 
 class TrainingTask(Protocol):
@@ -56,10 +59,15 @@ class OptimConfig:
     seed: int = 0
     plateau_patience: int = 3
     progress: bool = True
+    patience: int = 0  # early stopping: epochs without a better validation value before stopping (0: off)
+    backbone_lr_scale: float = 1.0  # the backbone's learning rate, relative to the head's (a started-from model)
+    deadline: float | None = None  # time.time() after which no further epoch starts
 
 
 # A plateau hook may change the model (grow it); it returns a description of what it did, or None.
 PlateauHook = Callable[["Trainer", int], "str | None"]
+# An epoch hook sees each finished epoch's row (after its checkpoint); it may raise to end training.
+EpochHook = Callable[["Trainer", dict], None]
 
 
 class Trainer:
@@ -70,14 +78,20 @@ class Trainer:
         run_dir: Path,
         plateau_hooks: list[PlateauHook] | None = None,
         tensorboard: bool = True,
+        epoch_hooks: list[EpochHook] | None = None,
     ):
         self.task, self.config, self.run_dir = task, config, Path(run_dir)
         self.plateau_hooks = list(plateau_hooks or [])
+        self.epoch_hooks = list(epoch_hooks or [])
         self.tensorboard = tensorboard
         self.steps = task.steps_per_epoch()
         self.plateau = PlateauDetector(patience=config.plateau_patience, mode=task.monitor[1])
         self.history: list[dict] = []
         self.start_epoch = 0
+        # Only a validation metric picks a best epoch: a training loss always "improves" on a memorising net.
+        self.validated = task.monitor[0].startswith("val_")
+        self.best = BestEpoch(mode=task.monitor[1])
+        self.stopped: str | None = None  # why training ended before its last epoch
         self.rebuild_optimizer()
 
     def rebuild_optimizer(self, completed_epochs: int | None = None) -> None:
@@ -87,15 +101,15 @@ class Trainer:
         a plateau hook that grows the model after epoch ``e`` passes ``e + 1``.
         """
         c = self.config
-        decay, no_decay = [], []
+        backbone = {id(p) for p in getattr(self.task.model, "backbone", torch.nn.Module()).parameters()}
+        buckets: dict[tuple[bool, bool], list] = {}  # (not decayed, in the backbone) → parameters
         for p in self.task.model.parameters():
             if p.requires_grad:
                 # Biases, norms and GeM's p are not weights to shrink.
-                (no_decay if p.ndim <= 1 else decay).append(p)
-        groups = [
-            {"params": decay, "weight_decay": c.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
+                buckets.setdefault((p.ndim <= 1, id(p) in backbone), []).append(p)
+        groups = [{"params": params, "weight_decay": 0.0 if undecayed else c.weight_decay,
+                   "lr": c.lr * (c.backbone_lr_scale if in_backbone else 1.0)}
+                  for (undecayed, in_backbone), params in sorted(buckets.items())]
         if self.task.loss_parameters():
             groups.append({"params": self.task.loss_parameters(), "weight_decay": 0.0, "lr": c.loss_lr or c.lr})
         cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
@@ -114,11 +128,12 @@ class Trainer:
     def save_checkpoint(self, epoch: int) -> None:
         """Model, optimiser, schedule, task and plateau state in one artifact, written atomically."""
         model = self.task.model
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        best, best_tensors = self.best.state()
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | best_tensors
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                  "task": self.task.state_dict(), "plateau": self.plateau.state_dict(), "history": self.history}
         manifest = {"kind": "checkpoint", "epoch": epoch, "architecture": model.config(),
-                    "state": pack_state(state, "state", tensors)}
+                    "state": pack_state(state, "state", tensors), "best": best, "stopped": self.stopped}
         write_artifact(self.run_dir / CHECKPOINT, manifest, tensors)
 
     def load_checkpoint(self, path: Path | None = None) -> None:
@@ -131,31 +146,66 @@ class Trainer:
         self.start_epoch = ckpt.manifest["epoch"] + 1
         self.history = state["history"]
         self.plateau.load_state_dict(state["plateau"])
+        self.best = BestEpoch.from_state(ckpt.manifest["best"], ckpt.sub("best"))
+        self.stopped = ckpt.manifest["stopped"]
         self.rebuild_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict]:
+        """Train to the last epoch, or until early stopping or the deadline; with a validation metric, the
+        model ends with the best epoch's weights (the checkpoint keeps the last epoch's, for --resume)."""
         c = self.config
         if resume and (self.run_dir / CHECKPOINT).exists():
             self.load_checkpoint()
-        log = MetricsLog(self.run_dir, self.history, tensorboard=self.tensorboard)
+        log = MetricsLog(self.run_dir, self.history, tensorboard=self.tensorboard,
+                         best_epoch=lambda: self.best.epoch if self.validated else None)
         try:
             for epoch in range(self.start_epoch, c.epochs):
+                if self.stopped or self._past_deadline():
+                    break
                 row = self._run_epoch(epoch)
-                if self.plateau.update(row[self.task.monitor[0]]):
-                    events = [e for hook in self.plateau_hooks if (e := hook(self, epoch))]
-                    if events:
-                        row["event"] = "; ".join(events)
+                self._after_epoch(epoch, row)
                 log.log(row)
                 if c.progress:
                     print(_summary(row, c.epochs), file=sys.stderr, flush=True)
                 self.history = log.history
                 self.save_checkpoint(epoch)
+                for hook in self.epoch_hooks:
+                    hook(self, row)
         finally:
             log.close()
+        self.restore_best()
         return self.history
+
+    def _after_epoch(self, epoch: int, row: dict) -> None:
+        value = row[self.task.monitor[0]]
+        if self.validated and self.best.update(epoch, value, self.task.model):
+            row["best"] = True
+        if self.plateau.update(value):
+            events = [e for hook in self.plateau_hooks if (e := hook(self, epoch))]
+            if events:
+                row["event"] = "; ".join(events)
+                self.best.stale = 0  # a grown network gets its own patience
+        if self.validated and 0 < self.config.patience <= self.best.stale:
+            self.stopped = f"early stop: no better {self.task.monitor[0]} for {self.best.stale} epochs"
+            row["event"] = "; ".join(filter(None, [row.get("event"), self.stopped]))
+
+    def _past_deadline(self) -> bool:
+        """True when the next epoch would end after the deadline (judged by the last epoch's length)."""
+        if self.config.deadline is None:
+            return False
+        last = self.history[-1]["epoch_seconds"] if self.history else 0.0
+        if time.time() + last <= self.config.deadline:
+            return False
+        self.stopped = TIME_UP
+        return True
+
+    def restore_best(self) -> None:
+        """Put the best epoch's weights (and architecture) into the task's model."""
+        if self.validated and self.best.weights:
+            self.task.restore_model(self.best.architecture, self.best.weights)
 
     def _run_epoch(self, epoch: int) -> dict:
         c = self.config
@@ -198,6 +248,8 @@ def _summary(row: dict, epochs: int) -> str:
     parts = [f"epoch {row['epoch'] + 1}/{epochs}", f"loss {row['train_loss']:.4f}"]
     parts += [f"{k[4:]} {v:.4f}" for k, v in row.items() if k.startswith("val_")]
     parts.append(f"{row['epoch_seconds']:.1f} s, {row['images_per_second']:.0f} img/s")
+    if row.get("best"):
+        parts.append("best so far")
     if row.get("event"):
         parts.append(row["event"])
     return "  ".join(parts)

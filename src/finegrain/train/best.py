@@ -1,0 +1,47 @@
+"""The best epoch so far on the validation metric: its weights (kept to restore at the end) and how long
+training has gone without beating it (for early stopping)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class BestEpoch:
+    """``update`` after each epoch with the monitored value; ``stale`` counts epochs since the best."""
+
+    mode: str = "max"  # "max" for metrics, "min" for losses
+    min_delta: float = 1e-4
+    epoch: int | None = None
+    value: float | None = None
+    stale: int = 0
+    architecture: dict | None = None
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def update(self, epoch: int, value: float, model: nn.Module) -> bool:
+        """Record the epoch if it is the best so far (keeping a copy of the weights); True if it was."""
+        better = self.value is None or (value > self.value + self.min_delta if self.mode == "max"
+                                        else value < self.value - self.min_delta)
+        if not better:
+            self.stale += 1
+            return False
+        self.epoch, self.value, self.stale = epoch, value, 0
+        # The architecture too: the network may grow (Net2Net) after its best epoch.
+        self.architecture = model.config()
+        self.weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        return True
+
+    def state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """What a checkpoint stores: (JSON-able fields, tensors under ``best.``)."""
+        fields = {"mode": self.mode, "epoch": self.epoch, "value": self.value, "stale": self.stale,
+                  "architecture": self.architecture}
+        return fields, {f"best.{k}": v for k, v in self.weights.items()}
+
+    @classmethod
+    def from_state(cls, fields: dict[str, Any], weights: dict[str, torch.Tensor]) -> BestEpoch:
+        return cls(mode=fields["mode"], epoch=fields["epoch"], value=fields["value"], stale=fields["stale"],
+                   architecture=fields["architecture"], weights=weights)

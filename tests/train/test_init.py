@@ -1,0 +1,67 @@
+"""--init: start from another finegrain model's backbone (any task), with a smaller backbone learning rate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from finegrain.artifact import read_artifact
+from finegrain.cli import main
+from finegrain.models import load_model
+
+FAST = ["--image-size", "32", "--threads", "1", "--workers", "0", "--no-progress", "--val", "0"]
+
+
+@pytest.fixture
+def source(tmp_path, make_model):
+    return make_model(tmp_path / "face-id" / "model.safetensors", seed=3)  # conv4, widths 8
+
+
+def _first_conv(path):
+    model, _ = load_model(path)
+    return next(m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d)).weight
+
+
+def test_a_scorer_starts_from_an_embedding_models_backbone(tmp_path, source, score_list, capsys):
+    out = tmp_path / "scorer"
+    assert main(["train", str(score_list), "--task", "score", "--recipe", "direct", "--init", str(source.parent),
+                 "--out", str(out), "--epochs", "1", "--backbone-lr-scale", "0", *FAST]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["epochs"] == 1
+    trained, manifest = load_model(out / "model.safetensors")
+    assert manifest["kind"] == "score" and manifest["architecture"]["backbone"] == load_model(source)[0].config()[
+        "backbone"]
+    # With a zero backbone learning rate the backbone is exactly the source's: copied, first layer and all.
+    assert torch.equal(_first_conv(out / "model.safetensors"), _first_conv(source))
+
+
+def test_the_backbone_learns_at_a_scaled_rate(tmp_path, source, class_folder):
+    runs = {}
+    for scale in ("0", "1"):
+        out = tmp_path / f"scale-{scale}"
+        assert main(["train", str(class_folder), "--init", str(source), "--out", str(out), "--epochs", "1",
+                     "--backbone-lr-scale", scale, "--p", "4", *FAST]) == 0
+        runs[scale] = out
+    assert torch.equal(_first_conv(runs["0"] / "model.safetensors"), _first_conv(source))
+    assert not torch.equal(_first_conv(runs["1"] / "model.safetensors"), _first_conv(source))
+    heads = [read_artifact(runs[s] / "model.safetensors").sub("model")["head.fc.weight"] for s in ("0", "1")]
+    assert heads[0].shape == heads[1].shape  # a new head either way
+
+
+def test_an_incompatible_backbone_or_a_non_model_is_refused_in_one_line(tmp_path, source, class_folder, capsys):
+    argv = ["train", str(class_folder), "--init", str(source), "--out", str(tmp_path / "x"), "--epochs", "1", *FAST]
+    assert main([*argv, "--backbone", "resnet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "conv4 (widths 8-8-8-8" in err and "resnet (" in err and len(err.splitlines()) == 1
+    assert main([*argv, "--width", "2"]) == 2
+    assert "conv4 (widths 128-128-128-128" in capsys.readouterr().err  # --width multiplies conv4's own widths
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert main(["train", str(class_folder), "--init", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "notes.txt" in err and len(err.splitlines()) == 1
+    from finegrain.detect.store import bundled_detector_path
+
+    assert main(["train", str(class_folder), "--init", str(bundled_detector_path()), "--out", str(tmp_path / "z")]) == 2
+    assert "detector file, not a model" in capsys.readouterr().err
