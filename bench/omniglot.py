@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from finegrain.cli import add_config_flags
+from finegrain.cli.registry import config_args
 from finegrain.config import TrainConfig
 from finegrain.data.cache import default_cache_dir
 from finegrain.encoders import load_encoder
@@ -64,7 +64,8 @@ def expand_rotations(root: Path, angles: int) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_flags(parser, TrainConfig)
+    for option in config_args(TrainConfig):  # every training flag, as `finegrain train` has them
+        parser.add_argument(*option.names, **option.options)
     parser.set_defaults(**BENCH_DEFAULTS, data=None)
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared Omniglot folder")
     parser.add_argument("--rotations", type=int, choices=(1, 2, 3, 4), default=4,

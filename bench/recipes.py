@@ -30,8 +30,8 @@ BASE = {"threads": 1, "workers": 0, "epochs": 12}
 RECIPES: dict[str, dict] = {
     "triplet-semihard": {},
     "triplet-batchhard": {"miner": "batch-hard"},
-    "arcface-s16": {"loss": "arcface", "arcface_scale": 16.0, "margin": 20.0, "lr": 3e-3},
-    "arcface-s30": {"loss": "arcface", "arcface_scale": 30.0, "margin": 28.6, "lr": 3e-3},
+    "arcface-s16": {"loss": "arcface", "scale": 16.0, "margin": 20.0, "lr": 3e-3},
+    "arcface-s30": {"loss": "arcface", "scale": 30.0, "margin": 28.6, "lr": 3e-3},
     "size-40": {"image_size": 40},
     "width-2x": {"width": 2.0},
     "heavy-augment": {"augment": "heavy"},

@@ -29,7 +29,8 @@ from finegrain.train.run import train
 SCUT = Path(__file__).resolve().parents[2] / "shared/data/scut-fbp5500"
 RESULTS = Path("bench/results")
 # Shared by every configuration: 96-px faces, the original method's ELU net without batch norm.
-BASE = dict(task="score", backbone="tiny_darknet", image_size=96, augment="light", flip=True, epochs=24,
+BASE = dict(task="score", backbone="tiny_darknet", activation="elu", batch_norm=False, image_size=96, augment="light",
+            flip=True, epochs=24,
             batch_size=32, lr=2e-3, val=0.0, seed=0, workers=0, progress=False)
 CONFIGS: dict[str, dict] = {
     # Huber regression from scratch, class-balanced (the ablation baseline) and plain shuffled.

@@ -52,6 +52,12 @@ def make_score_list(root: Path, n: int = 60, size: int = 32, seed: int = 0) -> P
     return root / "scores.txt"
 
 
+@pytest.fixture(scope="session")
+def score_list_factory():
+    """``make_score_list`` for fixtures and tests of any scope."""
+    return make_score_list
+
+
 @pytest.fixture
 def score_list(tmp_path: Path) -> Path:
     return make_score_list(tmp_path / "rated")

@@ -25,6 +25,7 @@ def flag(name: str) -> str:
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
+AUTO_IMAGES = 150_000  # the default training length, in images seen (bench/defaults.py)
 
 
 def parse_duration(text: str, name: str = "--time-budget") -> float:
@@ -46,27 +47,35 @@ def _describe(backbone: dict[str, Any]) -> str:
     return f"{backbone['name']} ({', '.join(parts)})" if parts else backbone["name"]
 
 
+# The default architecture per task, chosen by bench/defaults.py across six data sets (best worst-case ratio
+# to a plain PyTorch loop given the same time; bench/README, "How the defaults were chosen").
+DEFAULT_BACKBONE: dict[str, dict[str, Any]] = {
+    "embed": {"backbone": "conv4", "width": 0.5},
+    "score": {"backbone": "conv4", "width": 0.5},
+}
+
+
 @dataclass
 class TrainConfig:
     data: str = _help("training data: an image folder, a CSV manifest or a '<path> <label>' list")
     out: str = _help("run folder for the checkpoint, model, config, logs and plots", default="runs/latest")
     root: str | None = _help("folder that relative paths in a manifest or list resolve against", default=None)
     task: str = _help("what to learn: embed (metric learning) | score (regression against ratings)", default="embed")
-    recipe: str = _help("score task: staged (Siamese pre-training -> Net2Net widen -> Huber) | direct",
-                        default="staged")
+    recipe: str = _help("score task: direct (Huber regression from scratch) | staged (Siamese pre-training -> "
+                        "Net2Net widen -> Huber)", default="direct")
     loss: str = _help("contrastive | siamese | triplet | arcface", default="triplet")
     miner: str = _help("triplet mining: batch-hard | semi-hard | all", default="semi-hard")
     margin: float | None = _help("loss margin (default: a per-loss value that needs no tuning)", default=None)
     margin_start: float | None = _help("margin curriculum: rise linearly from this margin to --margin", default=None)
-    arcface_scale: float = _help("ArcFace logit scale", default=64.0)
+    scale: float | None = _help("logit scale of the proxy losses (default: 64 for arcface, 20 for normsoftmax)",
+                                default=None)
     backbone: str | None = _help(
-        "registered backbone: tiny_darknet | resnet | mobilenet_v2 | conv4 | lbp (default: resnet to embed, "
-        "tiny_darknet to score)", default=None)
-    width: float = _help("backbone width multiplier", default=1.0)
-    activation: str | None = _help("elu | relu | leaky_relu | relu6 (default: the backbone's; elu to score)",
-                                   default=None)
-    batch_norm: bool | None = _help("batch norm in the backbone (default: the backbone's; off to score)",
-                                    default=None)
+        "registered backbone: tiny_darknet | resnet | mobilenet_v2 | conv4 | lbp (default: chosen per task "
+        "across data sets, see bench/README)", default=None)
+    width: float | None = _help("backbone width multiplier (default: the task's default backbone's, else 1)",
+                                default=None)
+    activation: str | None = _help("elu | relu | leaky_relu | relu6 (default: the backbone's)", default=None)
+    batch_norm: bool | None = _help("batch norm in the backbone (default: the backbone's, on)", default=None)
     stem_stride: int | None = _help("resnet: stride of the first conv; 2 makes 64+ px inputs ~5x cheaper",
                                     default=None)
     lbp_radius: int | None = _help("lbp: neighbour distance of the binary patterns (default 1)", default=None)
@@ -76,7 +85,8 @@ class TrainConfig:
     image_size: int = _help("images are resized once to this square size", default=64)
     augment: str = _help("augmentation preset: none | light | heavy", default="light")
     flip: bool = _help("allow horizontal flips (turn off for characters and text)", default=True)
-    epochs: int = _help("training epochs", default=20)
+    epochs: int | None = _help("training epochs, at most (early stopping may end sooner) (default: enough for about "
+                               "150,000 images, between 10 and 60 epochs)", default=None)
     p: int = _help("classes per P×K batch", default=16)
     k: int = _help("images per class in a P×K batch", default=4)
     batch_size: int | None = _help("score task: images per regression batch (default: p × k)", default=None)
@@ -135,8 +145,13 @@ class TrainConfig:
         score = self.task == "score"
         source = self._init_backbone() if self.init is not None else None
         # Task-dependent defaults, resolved here so the saved config says what actually ran.
-        if self.backbone is None:
-            self.backbone = source["name"] if source else "tiny_darknet" if score else "resnet"
+        if self.backbone is None and source is not None:
+            self.backbone = source["name"]
+        elif self.backbone is None:
+            # The task's default architecture; options the user set (say --width) are kept.
+            for name, value in DEFAULT_BACKBONE["score" if score else "embed"].items():
+                if name == "backbone" or getattr(self, name) is None:
+                    setattr(self, name, value)
         if self.backbone not in list_backbones():
             raise ConfigError(f"--backbone must be one of {', '.join(list_backbones())}, not {self.backbone!r}")
         if self.split_by is None:
@@ -144,10 +159,8 @@ class TrainConfig:
         options = backbone_options(self.backbone)
         if source is not None:
             self._check_init(source)
-        elif score and self.activation is None and "activation" in options:
-            self.activation = "elu"
-        if score and source is None and self.batch_norm is None and "batch_norm" in options:
-            self.batch_norm = False
+        if self.width is None and source is None:  # with --init the widths are the source's
+            self.width = 1.0
         if score and self.recipe == "staged" and not is_growable(self.backbone):
             raise ConfigError(f"--recipe staged pre-trains, grows and widens the backbone, and --backbone "
                               f"{self.backbone} is a fixed descriptor with nothing to grow: use --recipe direct")
@@ -177,9 +190,9 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{flag(name)} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
-        positive = ["embedding_size", "image_size", "epochs", "p", "lr", "width", "bin_width", "huber_delta"]
+        positive = ["embedding_size", "image_size", "epochs", "p", "lr", "width", "bin_width", "huber_delta", "scale"]
         for name in positive:
-            if not getattr(self, name) > 0:
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ConfigError(f"{flag(name)} must be positive, not {getattr(self, name)}")
         if self.stem_stride is not None and (self.backbone != "resnet" or self.stem_stride not in (1, 2)):
             raise ConfigError(f"--stem-stride is a resnet option and must be 1 or 2, not {self.stem_stride}")
@@ -213,9 +226,15 @@ class TrainConfig:
             raise ConfigError(f"--search-trials must be at least 1, not {self.search_trials}")
         return self
 
+    def epochs_for(self, images: int) -> int:
+        """``--epochs``, or by default enough epochs for about ``AUTO_IMAGES`` training images, 10 to 60."""
+        if self.epochs is not None:
+            return self.epochs
+        return int(min(max(round(AUTO_IMAGES / max(images, 1)), 10), 60))
+
     def backbone_kwargs(self) -> dict[str, Any]:
         """Backbone options from the flags; unset ones are left to the backbone's own defaults."""
-        kw: dict[str, Any] = {"width_multiplier": self.width}
+        kw: dict[str, Any] = {"width_multiplier": 1.0 if self.width is None else self.width}
         named = {"activation": "activation", "batch_norm": "batch_norm", "stem_stride": "stem_stride",
                  "lbp_radius": "radius", "lbp_cell": "cell"}
         kw |= {option: getattr(self, name) for name, option in named.items() if getattr(self, name) is not None}
@@ -241,7 +260,7 @@ class TrainConfig:
         from finegrain.models.registry import create_backbone
 
         asked = [flag(n) for n in ("activation", "batch_norm", "stem_stride", "lbp_radius", "lbp_cell")
-                 if getattr(self, n) is not None] + (["--width"] if self.width != 1.0 else [])
+                 if getattr(self, n) is not None] + (["--width"] if self.width is not None else [])
         if self.backbone != source["name"] or asked:
             wanted = create_backbone(self.backbone, **self.backbone_kwargs()).config()
             if wanted != source:
@@ -260,6 +279,8 @@ class TrainConfig:
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         raw = yaml.safe_load(Path(path).read_text()) or {}
+        if "arcface_scale" in raw:  # the name before normsoftmax shared the setting
+            raw["scale"] = raw.pop("arcface_scale")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:

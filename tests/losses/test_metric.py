@@ -95,7 +95,7 @@ def test_semi_hard_miner_keeps_only_semi_hard_triplets(batch):
 
 def test_arcface_matches_hand_computation(batch):
     emb, labels = batch
-    objective = build_objective("arcface", embedding_size=5, num_classes=4, margin=28.6, arcface_scale=16)
+    objective = build_objective("arcface", embedding_size=5, num_classes=4, margin=28.6, scale=16)
     loss = objective(emb.float(), labels)
     W = F.normalize(objective.loss.W.detach(), dim=0)  # (embedding, classes)
     cos = (F.normalize(emb.float(), dim=1) @ W).clamp(-1, 1)

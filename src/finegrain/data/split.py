@@ -44,14 +44,20 @@ def _check_fractions(val: float, test: float) -> None:
         raise ConfigError(f"--val + --test must leave images for training, got {val} + {test}")
 
 
+def val_class_count(classes: int, val: float) -> int:
+    """Classes held out for validation: the fraction ``val`` of them, but at least 2 (retrieval needs a wrong
+    class to rank) and, from 10 classes on, at least 5 (two classes would saturate any retrieval metric)."""
+    if val <= 0:
+        return 0
+    return max(round(val * classes), 2, min(5, classes // 5))
+
+
 def _split_classes(records: Sequence[Record], val: float, test: float, seed: int) -> dict[str, list[int]]:
     classes = sorted({r.label for r in records})
     order = np.random.default_rng(seed).permutation(len(classes))
     n = len(classes)
-    # A requested validation split gets at least two classes (retrieval needs a wrong class to rank), a test
-    # split at least one, but training always keeps one; when classes are that scarce, validation (needed
-    # during training) wins over test.
-    n_val = min(max(round(val * n), 2 if val > 0 else 0), n - 1)
+    # Validation comes first (it is needed during training), test gets at least one class, training keeps one.
+    n_val = min(val_class_count(n, val), n - 1)
     n_test = min(max(round(test * n), 1 if test > 0 else 0), n - 1 - n_val)
     assign = {}
     for rank, c in enumerate(order):

@@ -16,7 +16,8 @@ from pytorch_metric_learning import distances, losses, miners, reducers
 
 from finegrain.errors import ConfigError
 
-LOSSES = ("contrastive", "siamese", "triplet", "arcface")
+LOSSES = ("contrastive", "siamese", "triplet", "arcface", "normsoftmax")
+PROXY_LOSSES = ("arcface", "normsoftmax")  # losses with a learned vector per class
 MINERS = ("batch-hard", "semi-hard", "all")
 
 
@@ -28,7 +29,7 @@ def default_margin(loss: str, embedding_size: int) -> float:
     """
     if loss == "siamese":
         return 0.5 * math.sqrt(4 * embedding_size / math.pi)
-    return {"contrastive": 0.5, "triplet": 0.2, "arcface": 28.6}[loss]
+    return {"contrastive": 0.5, "triplet": 0.2, "arcface": 28.6, "normsoftmax": 0.0}[loss]
 
 
 @dataclass
@@ -49,6 +50,8 @@ class MetricObjective:
 
     @property
     def margin(self) -> float:
+        if self.name == "normsoftmax":
+            return 0.0
         if self.name == "arcface":
             return math.degrees(self.loss.margin)
         if self.name in ("contrastive", "siamese"):
@@ -57,6 +60,8 @@ class MetricObjective:
 
     @margin.setter
     def margin(self, value: float) -> None:
+        if self.name == "normsoftmax":
+            raise ConfigError("--loss normsoftmax has no margin to set or schedule (--margin, --margin-start)")
         if self.name == "arcface":
             self.loss.margin = math.radians(value)  # ArcFaceLoss keeps radians internally
         elif self.name in ("contrastive", "siamese"):
@@ -73,7 +78,7 @@ def build_objective(
     num_classes: int | None = None,
     margin: float | None = None,
     miner: str = "semi-hard",
-    arcface_scale: float = 64.0,
+    scale: float | None = None,
 ) -> MetricObjective:
     """The one factory for metric objectives; errors name the flag at fault."""
     if loss not in LOSSES:
@@ -99,7 +104,15 @@ def build_objective(
         }[miner]
         return MetricObjective(loss, losses.TripletMarginLoss(margin=m), mined)
     if not num_classes or num_classes < 2:
-        raise ConfigError("--loss arcface needs a labelled training set with at least 2 classes")
+        raise ConfigError(f"--loss {loss} needs a labelled training set with at least 2 classes")
+    if loss == "normsoftmax":
+        if margin:
+            raise ConfigError("--loss normsoftmax has no margin; drop --margin")
+        # Softmax over cosine similarities to one learned proxy per class, at temperature 1/scale (Zhai & Wu,
+        # "Classification is a strong baseline for deep metric learning", 2019).
+        return MetricObjective(loss, losses.NormalizedSoftmaxLoss(num_classes=num_classes,
+                                                                  embedding_size=embedding_size,
+                                                                  temperature=1.0 / (scale or 20.0)))
     return MetricObjective(
-        loss, losses.ArcFaceLoss(num_classes=num_classes, embedding_size=embedding_size, margin=m, scale=arcface_scale)
+        loss, losses.ArcFaceLoss(num_classes=num_classes, embedding_size=embedding_size, margin=m, scale=scale or 64.0)
     )

@@ -23,13 +23,16 @@ class BestEpoch:
     weights: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def update(self, epoch: int, value: float, model: nn.Module) -> bool:
-        """Record the epoch if it is the best so far (keeping a copy of the weights); True if it was."""
-        better = self.value is None or (value > self.value + self.min_delta if self.mode == "max"
-                                        else value < self.value - self.min_delta)
-        if not better:
+        """Record the epoch if it is the best so far or ties it (keeping a copy of the weights); True if so."""
+        sign = 1 if self.mode == "max" else -1
+        # A tie counts as the best too, with the later (longer-trained) weights: a saturated validation metric
+        # (every held-out image already right) cannot tell epochs apart, so it should not stop training.
+        if self.value is not None and sign * (value - self.value) < -self.min_delta:
             self.stale += 1
             return False
-        self.epoch, self.value, self.stale = epoch, value, 0
+        # The value kept is the better one, so a run of near-ties cannot drift the bar down by min_delta each time.
+        better = value if self.value is None else (max if sign > 0 else min)(value, self.value)
+        self.epoch, self.value, self.stale = epoch, better, 0
         # The architecture too: the network may grow (Net2Net) after its best epoch.
         self.architecture = model.config()
         self.weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

@@ -23,7 +23,7 @@ class EmbedTask:
         self.preprocess = Preprocess(cfg.image_size)
         self.objective = build_objective(
             cfg.loss, cfg.embedding_size, num_classes=len(train.classes), margin=cfg.margin,
-            miner=cfg.miner, arcface_scale=cfg.arcface_scale,
+            miner=cfg.miner, scale=cfg.scale,
         )
         self.curriculum = (
             MarginCurriculum(cfg.margin_start, self.objective.margin) if cfg.margin_start is not None else None

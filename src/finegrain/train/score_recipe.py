@@ -33,9 +33,12 @@ PRETRAIN_DIR = "pretrain"
 
 def train_scorer(
     cfg: TrainConfig, train: PreparedData, val: PreparedData | None, resume: bool, quiet: bool, tensorboard: bool,
-    deadline: float | None = None, epoch_hooks: list | None = None,
+    deadline: float | None = None, epoch_hooks: list | None = None, warm_start: Path | None = None,
 ) -> list[dict]:
     run_dir = Path(cfg.out)
+    if warm_start is not None:  # a trained scorer of these settings (a search trial): no stage to repeat
+        model, _ = load_model(warm_start)
+        return _fine_tune(cfg, model.train(), train, val, resume, quiet, tensorboard, deadline, epoch_hooks, "")
     if cfg.recipe == "staged":
         backbone = _pretrained_widened_backbone(cfg, train, val, run_dir, resume, quiet, tensorboard)
         grow = ""  # growth belongs to pre-training; fine-tuning keeps the widened architecture
@@ -48,6 +51,14 @@ def train_scorer(
         # the (pre-trained, widened) features, and the early steps learn differences rather than the offset.
         model.head.fc.weight.zero_()
         model.head.fc.bias.fill_(float(np.mean(train.scores)))
+    return _fine_tune(cfg, model, train, val, resume, quiet, tensorboard, deadline, epoch_hooks, grow)
+
+
+def _fine_tune(cfg: TrainConfig, model: ScoringModel, train: PreparedData, val: PreparedData | None, resume: bool,
+               quiet: bool, tensorboard: bool, deadline: float | None, epoch_hooks: list | None,
+               grow: str) -> list[dict]:
+    """Stage 3: the Huber regression, into the run folder."""
+    run_dir = Path(cfg.out)
     task = ScoreTask(cfg, model, train, val)
     say(f"fine-tuning a {cfg.backbone} scorer ({cfg.epochs} epochs, Huber loss"
         + (", class-balanced)" if cfg.balance else ")"), quiet)

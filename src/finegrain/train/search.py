@@ -1,10 +1,12 @@
 """``--time-budget``: search the space of ``space.py`` with Optuna, then train the best, inside the budget.
 
-1. Search (the first half of the budget): trial 0 is the configuration as given (the defaults, usually);
-   later trials are drawn by a TPE sampler. Each trial trains on the run's training split and reports its
-   validation metric after every epoch to Optuna's successive-halving pruner, which stops weak trials early.
-2. Final: the best trial's settings trained from scratch with the time that is left (early stopping and the
-   deadline end it); the model kept is the final run's or, if better on validation, the best trial's own.
+1. Search (the first 40% of the budget): trial 0 is the configuration as given (the defaults, usually);
+   later trials are drawn by a TPE sampler. Each trial trains a third of the full epochs on the run's
+   training split and reports its validation metric after every epoch to Optuna's successive-halving
+   pruner, which stops weak trials early.
+2. Final: the best trial's model trained on (a warm restart of the schedule) for as many epochs as the time
+   left holds, at most the full number; the model kept is that run's or, if better on validation, the best
+   trial's own.
 
 Everything lives in the run folder: ``search/journal.log`` (Optuna's journal, crash-safe), one folder per
 trial, ``search.jsonl`` and ``search.png``. A killed search resumes with ``--resume``: the journal keeps
@@ -34,7 +36,8 @@ from finegrain.train.trainer import CHECKPOINT, TIME_UP
 from finegrain.utils import atomic_write, atomic_write_text
 
 SEARCH_DIR, CLOCK, CHOSEN = "search", "clock.json", "chosen.json"
-SEARCH_SHARE = 0.5  # of the budget, for the search; the rest trains the chosen settings
+SEARCH_SHARE = 0.4  # of the budget, for the search; the rest trains the chosen settings
+TRIAL_SHARE = 3  # a trial trains 1/TRIAL_SHARE of the full epochs
 
 
 class _Clock:
@@ -91,17 +94,23 @@ def _study(folder: Path, cfg: TrainConfig, mode: str):
     return study
 
 
-def _trial_row(t) -> dict[str, Any]:
+def _kept(study) -> list:
+    """The study's trials that ran or run: not those a kill interrupted (each was run again as a later one),
+    nor one enqueued and not yet started."""
+    from optuna.trial import TrialState
+
+    return [t for t in study.trials if t.state not in (TrialState.FAIL, TrialState.WAITING)]
+
+
+def _trial_row(index: int, t) -> dict[str, Any]:
     seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None
-    return {"trial": t.number, "state": t.state.name.lower(), "value": t.value if t.value is not None else
+    return {"trial": index, "state": t.state.name.lower(), "value": t.value if t.value is not None else
             (max(t.intermediate_values.values()) if t.intermediate_values else None), "params": t.params,
             "epochs": len(t.intermediate_values), "seconds": round(seconds, 1) if seconds else None}
 
 
 def _write_report(run: Path, study, monitor: str) -> list[dict]:
-    import optuna
-
-    rows = [_trial_row(t) for t in study.trials if t.state != optuna.trial.TrialState.FAIL]
+    rows = [_trial_row(i, t) for i, t in enumerate(_kept(study))]
     atomic_write_text(run / "search.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     _plot(rows, run / "search.png", monitor)
     return rows
@@ -138,10 +147,13 @@ def _run_trials(cfg: TrainConfig, run: Path, clock: _Clock, deadline: float, qui
             [t for t in study.trials if t.state in finished]) < cfg.search_trials):
         # Reseeded per trial: the sequence of settings depends on the seed and the results so far, not on how
         # often the search was interrupted and resumed.
-        study.sampler = optuna.samplers.TPESampler(seed=cfg.seed * 1009 + len(study.trials), n_startup_trials=4)
+        # Trials are counted without the interrupted ones, so a resumed search numbers (and seeds) its trials as
+        # an uninterrupted one does.
+        index = len(_kept(study))
+        study.sampler = optuna.samplers.TPESampler(seed=cfg.seed * 1009 + index, n_startup_trials=4)
         trial = study.ask(distributions)
         trial_cfg = space.apply(dataclasses.replace(
-            cfg, out=str(folder / f"trial-{trial.number:03d}"), time_budget=None, search_trials=None,
+            cfg, out=str(folder / f"trial-{index:03d}"), time_budget=None, search_trials=None,
             progress=False), trial.params).validate()
         shutil.rmtree(trial_cfg.out, ignore_errors=True)
 
@@ -151,7 +163,7 @@ def _run_trials(cfg: TrainConfig, run: Path, clock: _Clock, deadline: float, qui
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        say(f"search: trial {trial.number}: {json.dumps(trial.params)}", quiet)
+        say(f"search: trial {index}: {json.dumps(trial.params)}", quiet)
         try:
             train_run(trial_cfg, quiet=True, tensorboard=False, deadline=deadline, epoch_hooks=[report])
         except optuna.TrialPruned:
@@ -176,7 +188,8 @@ def train_within_budget(cfg: TrainConfig, resume: bool = False, quiet: bool = Fa
     (run / SEARCH_DIR).mkdir(parents=True, exist_ok=True)
     cfg.save(run / CONFIG_FILE)  # a run to resume from the first moment
     clock = _Clock(run / SEARCH_DIR / CLOCK)
-    if cfg.val == 0 or feasible_val(read_source(cfg.data, cfg.root, kind=_kind(cfg)), cfg)[1]:
+    records = read_source(cfg.data, cfg.root, kind=_kind(cfg))
+    if cfg.val == 0 or feasible_val(records, cfg)[1]:
         say(f"note: --time-budget {cfg.time_budget}: without a validation split there is nothing to choose "
             "settings by: training the given settings until the budget ends", quiet)
         history = train_run(cfg, resume=resume, quiet=quiet, tensorboard=tensorboard,
@@ -184,21 +197,29 @@ def train_within_budget(cfg: TrainConfig, resume: bool = False, quiet: bool = Fa
         return history, {"chosen": None, "model_from": "given settings (no validation split)", "trials": []}
     monitor, mode = ("val_pearson", "max") if cfg.task == "score" else ("val_map_at_r", "max")
     chosen_file = run / SEARCH_DIR / CHOSEN
+    full_epochs = cfg.epochs_for(round(len(records) * (1 - cfg.val)))
     if not chosen_file.exists():
-        study = _run_trials(cfg, run, clock, clock.started + SEARCH_SHARE * budget, quiet, monitor, mode)
-        ranked = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
+        trials_cfg = dataclasses.replace(cfg, epochs=max(2, full_epochs // TRIAL_SHARE),
+                                         pretrain_epochs=max(1, cfg.pretrain_epochs // TRIAL_SHARE))
+        study = _run_trials(trials_cfg, run, clock, clock.started + SEARCH_SHARE * budget, quiet, monitor, mode)
+        ranked = [(i, t) for i, t in enumerate(_kept(study)) if t.value is not None and t.state.name == "COMPLETE"]
         if not ranked:
             raise FinegrainError(f"--time-budget {cfg.time_budget}: no search trial finished; give more time")
-        best = max(ranked, key=lambda t: t.value) if mode == "max" else min(ranked, key=lambda t: t.value)
-        atomic_write_text(chosen_file, json.dumps({"trial": best.number, "params": best.params,
-                                                   "value": best.value}))
+        index, best = max(ranked, key=lambda it: it[1].value if mode == "max" else -it[1].value)
+        per_epoch = (best.datetime_complete - best.datetime_start).total_seconds() / len(best.intermediate_values)
+        epochs = int(min(max((budget - clock.spent()) * 0.95 // per_epoch, 1), full_epochs))
+        atomic_write_text(chosen_file, json.dumps({"trial": index, "params": best.params,
+                                                   "value": best.value, "epochs": epochs}))
     chosen = json.loads(chosen_file.read_text())
-    final = space.apply(cfg, chosen["params"]).validate()
-    say(f"search: chose trial {chosen['trial']} ({json.dumps(chosen['params'])}); training it", quiet)
-    history = train_run(final, resume=resume, quiet=quiet, tensorboard=tensorboard,
-                        deadline=clock.started + budget, epoch_hooks=[clock.save])
-    # The final run is usually better (it trains longer); if the deadline cut it short, the trial may be.
+    final = dataclasses.replace(space.apply(cfg, chosen["params"]), epochs=chosen["epochs"]).validate()
     trial_run = run / SEARCH_DIR / f"trial-{chosen['trial']:03d}"
+    say(f"search: chose trial {chosen['trial']} ({json.dumps(chosen['params'])}); training on from its weights for "
+        f"{chosen['epochs']} more epochs", quiet)
+    # The final run continues from the chosen trial's weights (a warm restart of the schedule), so the time the
+    # search spent on it is not lost.
+    history = train_run(final, resume=resume, quiet=quiet, tensorboard=tensorboard, deadline=clock.started + budget,
+                        epoch_hooks=[clock.save], warm_start=trial_run / MODEL_FILE)
+    # The final run is usually better (it trains longer); if the deadline cut it short, the trial may be.
     final_value, trial_value = _best_value(run, monitor, mode), _best_value(trial_run, monitor, mode)
     kept = "final"
     if trial_value is not None and (final_value is None or trial_value > final_value):

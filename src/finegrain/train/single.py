@@ -7,9 +7,10 @@ from pathlib import Path
 
 from finegrain.config import TrainConfig
 from finegrain.data import PreparedData, bin_scores, prepare, read_source, split_records
+from finegrain.data.split import val_class_count
 from finegrain.encoders import MODEL_FILE
 from finegrain.errors import ConfigError
-from finegrain.models import save_model
+from finegrain.models import load_model, save_model
 from finegrain.train.build import build_embedding_model
 from finegrain.train.embed_task import EmbedTask
 from finegrain.train.fit import fit, say
@@ -20,19 +21,26 @@ CONFIG_FILE = "config.yaml"
 
 
 def train_run(cfg: TrainConfig, resume: bool = False, quiet: bool = False, tensorboard: bool = True,
-              deadline: float | None = None, epoch_hooks: list | None = None) -> list[dict]:
-    """One training run of a validated ``cfg`` into ``cfg.out``; returns the history."""
+              deadline: float | None = None, epoch_hooks: list | None = None,
+              warm_start: Path | None = None) -> list[dict]:
+    """One training run of a validated ``cfg`` into ``cfg.out``; returns the history.
+
+    ``warm_start``: a model file of the same settings (a search trial's) whose weights training continues from.
+    """
     run_dir = Path(cfg.out)
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
     train_data, val_data = prepare_splits(cfg, quiet)
     if cfg.task == "embed":
         cfg = fit_batch_to_classes(cfg, len(train_data.classes), quiet)
+    if cfg.epochs is None:  # the saved configuration says how many epochs the data asked for
+        cfg = dataclasses.replace(cfg, epochs=cfg.epochs_for(len(train_data.records)))
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / CONFIG_FILE)
     if cfg.task == "score":
-        return train_scorer(cfg, train_data, val_data, resume, quiet, tensorboard, deadline, epoch_hooks)
-    task = EmbedTask(cfg, build_embedding_model(cfg), train_data, val_data)
+        return train_scorer(cfg, train_data, val_data, resume, quiet, tensorboard, deadline, epoch_hooks, warm_start)
+    model = load_model(warm_start)[0].train() if warm_start else build_embedding_model(cfg)
+    task = EmbedTask(cfg, model, train_data, val_data)
     history = fit(task, cfg, run_dir, cfg.epochs, cfg.grow, resume, tensorboard, deadline=deadline,
                   epoch_hooks=epoch_hooks, backbone_lr_scale=cfg.backbone_lr_scale if cfg.init else 1.0)
     save_model(task.model, run_dir / MODEL_FILE, **task.model_manifest())
@@ -49,27 +57,29 @@ def fit_batch_to_classes(cfg: TrainConfig, classes: int, quiet: bool) -> TrainCo
     return dataclasses.replace(cfg, p=classes)
 
 
-MIN_VAL_CLASSES, MIN_VAL_IMAGES = 2, 8
+MIN_VAL_IMAGES = 100
 
 
 def feasible_val(records: list, cfg: TrainConfig) -> tuple[float, str | None]:
     """The validation fraction to use, and a note when the data are too few to hold one out.
 
-    Holding out classes needs two of them for validation and two left to train on; holding out images
-    needs enough of them for the metric to mean something. Otherwise training uses everything, without
-    early stopping, and says so.
+    Validation drives training (early stopping, the epoch kept), so it must be large enough to trust: at
+    least ``MIN_VAL_IMAGES`` held-out images (in whole classes to embed, stratified by score to score) and
+    two classes left to train on. Below that, a held-out split would cost training data for a noisy signal:
+    training uses everything, for the full epochs, without early stopping, and says so.
     """
     if cfg.val == 0 or any(r.split is not None for r in records):
         return cfg.val, None
     if cfg.split_by == "class":
         classes = len({r.label for r in records})
-        if max(MIN_VAL_CLASSES, round(cfg.val * classes)) > classes - 2:
-            return 0.0, (f"{classes} classes are too few to hold out whole classes for validation (it takes "
-                         f"{MIN_VAL_CLASSES} and leaves at least 2 to train on): training on all of them, "
-                         "without early stopping")
+        held = val_class_count(classes, cfg.val)
+        if held > classes - 2 or len(records) * held / classes < MIN_VAL_IMAGES:
+            return 0.0, (f"{len(records)} images of {classes} classes are too few to hold out whole classes for "
+                         f"validation (about {MIN_VAL_IMAGES} images are needed, and 2 classes left to train on): "
+                         "training on all of them for the full epochs, without early stopping")
     elif round(cfg.val * len(records)) < MIN_VAL_IMAGES:
         return 0.0, (f"{len(records)} images are too few to hold out {MIN_VAL_IMAGES} for validation: training "
-                     "on all of them, without early stopping")
+                     "on all of them for the full epochs, without early stopping")
     return cfg.val, None
 
 

@@ -14,6 +14,7 @@ from finegrain.config import TrainConfig
 
 # Backbones that train at ≥ 300 images/s at 64 px on 2 CPU cores (bench/defaults.py measures them).
 BACKBONES: dict[str, dict[str, Any]] = {
+    "conv4-0.5": {"backbone": "conv4", "width": 0.5},
     "tiny_darknet-0.5": {"backbone": "tiny_darknet", "width": 0.5},
     "resnet-s2-0.5": {"backbone": "resnet", "stem_stride": 2, "width": 0.5},
     "mobilenet_v2": {"backbone": "mobilenet_v2", "width": 1.0},

@@ -1,0 +1,91 @@
+"""--time-budget: the search is deterministic for a seed, resumes after a SIGKILL, and the whole command
+ends within the budget plus one epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from finegrain.cli import main
+from finegrain.config import TrainConfig
+from finegrain.train import space
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["--epochs", "3", "--threads", "1", "--workers", "0", "--no-progress", "--seed", "7", "--val", "0.5"]
+
+
+def _trials(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "search.jsonl").read_text().splitlines() if line]
+    return [{k: r[k] for k in ("trial", "state", "value", "params", "epochs")} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, class_folder_factory):
+    return class_folder_factory(tmp_path_factory.mktemp("search") / "d", classes=20, per_class=10, size=24)
+
+
+def _cli(data, out, *extra):
+    return [sys.executable, "-m", "finegrain.cli", "train", str(data), "--out", str(out), "--time-budget", "10m",
+            "--search-trials", "4", *ARGS, *extra]
+
+
+def test_the_search_is_deterministic_for_a_seed_and_resumes_after_a_sigkill(data, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name in ("a", "b"):
+        subprocess.run(_cli(data, tmp_path / name), check=True, capture_output=True, env=env, timeout=600)
+    first, second = _trials(tmp_path / "a"), _trials(tmp_path / "b")
+    assert len(first) == 4 and first == second
+    assert first[0]["params"] == space.params_of(TrainConfig(data="x").validate())  # trial 0: the defaults
+    summary = json.loads((tmp_path / "a" / "search" / "summary.json").read_text())
+    assert summary["chosen"]["params"] in [t["params"] for t in first]
+    assert (tmp_path / "a" / "search.png").stat().st_size > 0 and (tmp_path / "a" / "model.safetensors").exists()
+
+    # Killed while trial 1 trains (its folder has a checkpoint), then resumed: the same trials, the same choice.
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(data, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 300
+    while not (killed / "search" / "trial-001" / "checkpoint.safetensors").exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model.safetensors").exists()
+    subprocess.run(_cli(data, killed, "--resume"), check=True, capture_output=True, env=env, timeout=600)
+    assert _trials(killed) == first
+    resumed = json.loads((killed / "search" / "summary.json").read_text())["chosen"]
+    # The same trial and settings; how many final epochs fit the time left depends on the machine's speed.
+    assert {k: v for k, v in resumed.items() if k != "epochs"} == {k: v for k, v in summary["chosen"].items()
+                                                                 if k != "epochs"}
+
+
+def test_a_60_second_budget_ends_within_60_seconds_and_one_epoch(tmp_path, class_folder_factory):
+    data = class_folder_factory(tmp_path / "d", classes=40, per_class=10, size=48)
+    run = tmp_path / "run"
+    started = time.time()
+    subprocess.run([sys.executable, "-m", "finegrain.cli", "train", str(data), "--out", str(run), "--time-budget",
+                    "60s", "--epochs", "30", "--patience", "100", "--val", "0.3", "--threads", "2", "--workers", "0",
+                    "--no-progress"], check=True, capture_output=True, timeout=300)
+    elapsed = time.time() - started
+    epochs = [json.loads(line)["epoch_seconds"] for log in run.rglob("metrics.jsonl")
+              for line in log.read_text().splitlines() if line]
+    assert elapsed <= 60 + max(epochs) + 8, (elapsed, max(epochs))  # 8 s: starting Python, importing torch
+    assert elapsed >= 50  # the budget was used, not skipped
+    summary = json.loads((run / "search" / "summary.json").read_text())
+    assert len(summary["trials"]) >= 2 and (run / "model.safetensors").exists()
+
+
+def test_without_a_validation_split_the_budget_trains_the_given_settings(tmp_path, class_folder_factory, capsys):
+    data = class_folder_factory(tmp_path / "tiny", classes=3, per_class=3)
+    assert main(["train", str(data), "--out", str(tmp_path / "r"), "--time-budget", "20s", "--epochs", "2",
+                 "--backbone", "conv4", "--image-size", "16", "--no-progress", "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "nothing to choose settings by" in captured.err
+    assert json.loads(captured.out)["search"]["trials"] == []
