@@ -50,6 +50,8 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "embed-tinybn-triplet": ("embed", ["--backbone", "tiny_darknet", "--width", "0.5", "--batch-norm",
                                        "--activation", "leaky_relu"]),
     "score-conv4h-direct": ("score", ["--backbone", "conv4", "--width", "0.5", "--recipe", "direct"]),
+    "score-conv4h-direct-unbalanced": ("score", ["--backbone", "conv4", "--width", "0.5", "--recipe", "direct",
+                                                 "--no-balance"]),
     "score-tinybn-direct": ("score", ["--backbone", "tiny_darknet", "--width", "0.5", "--batch-norm",
                                       "--activation", "leaky_relu", "--recipe", "direct"]),
     "score-tinybn-staged": ("score", ["--backbone", "tiny_darknet", "--width", "0.5", "--batch-norm",

@@ -26,9 +26,9 @@ OBJECTIVES: dict[str, dict[str, Any]] = {
     "arcface": {"loss": "arcface", "miner": "all"},
 }
 RECIPES: dict[str, dict[str, Any]] = {
-    "direct": {"recipe": "direct"},
-    "staged": {"recipe": "staged", "widen": 1.0, "grow": ""},
-    "staged-widen": {"recipe": "staged", "widen": 2.0, "grow": ""},
+    "direct": {"recipe": "direct", "balance": False},
+    "staged": {"recipe": "staged", "widen": 1.0, "grow": "", "balance": True},
+    "staged-widen": {"recipe": "staged", "widen": 2.0, "grow": "", "balance": True},
 }
 CHOICES: dict[str, dict[str, list]] = {
     "embed": {"backbone": list(BACKBONES), "image_size": [48, 64, 96], "objective": list(OBJECTIVES),
