@@ -174,15 +174,19 @@ def table(datasets: list[str], budget: str) -> None:
 
 
 def speed(seconds: float = 20.0) -> None:
-    """Training images/s of each task's default backbone at 64 px on this machine's cores: forward, backward and
-    an AdamW step on batches of 64 random images, after a warm-up (the issue asks for at least 300)."""
+    """Training images/s of the default backbone(s) at 64 px on two threads: forward, backward and an AdamW step
+    on batches of 64 random images, after a warm-up (the issue asks for at least 300). Measured through an
+    embedding model, once per distinct default architecture: the backbone is the cost, the head is one layer."""
     from finegrain.config import DEFAULT_BACKBONE
     from finegrain.train.build import build_embedding_model
 
     torch.set_num_threads(2)
-    for task in DEFAULT_BACKBONE:
-        cfg = TrainConfig(data="x", task=task).validate()
-        model = build_embedding_model(cfg).train()
+    architectures: list[tuple[dict, list[str]]] = []
+    for task, arch in DEFAULT_BACKBONE.items():
+        found = next((tasks for a, tasks in architectures if a == arch), None)
+        found.append(task) if found is not None else architectures.append((arch, [task]))
+    for arch, tasks in architectures:
+        model = build_embedding_model(TrainConfig(data="x", task=tasks[0]).validate()).train()
         optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
         x = torch.randn(64, 3, 64, 64)
         images, started = 0, None
@@ -196,7 +200,7 @@ def speed(seconds: float = 20.0) -> None:
             images += len(x)
             if started and time.time() - started > seconds:
                 break
-        print(json.dumps({"task": task, "backbone": DEFAULT_BACKBONE[task],
+        print(json.dumps({"tasks": tasks, "backbone": arch,
                           "train_images_per_s": round(images / (time.time() - started))}), flush=True)
 
 

@@ -32,6 +32,8 @@ def test_every_subcommand_has_help(command, capsys):
         (["train", "data", "--backbone", "conv4", "--stem-stride", "2"], "--stem-stride"),
         (["train", "data", "--backbone", "resnet", "--lbp-radius", "2"], "--lbp-radius"),
         (["train", "data", "--backbone", "lbp", "--lbp-cell", "0"], "--lbp-cell"),
+        (["train", "data", "--scale", "30"], "--scale"),  # triplet (the default loss) has no logit scale
+        (["train", "data", "--loss", "normsoftmax", "--margin-start", "0.1"], "--margin-start"),
         (["verify", "run", "--tta", "rotate"], "--tta"),
     ],
 )

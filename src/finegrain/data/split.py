@@ -46,7 +46,8 @@ def _check_fractions(val: float, test: float) -> None:
 
 def val_class_count(classes: int, val: float) -> int:
     """Classes held out for validation: the fraction ``val`` of them, but at least 2 (retrieval needs a wrong
-    class to rank) and, from 10 classes on, at least 5 (two classes would saturate any retrieval metric)."""
+    class to rank) and at least a fifth of them up to 5 (so 5 from 25 classes on: two or three classes would
+    saturate any retrieval metric)."""
     if val <= 0:
         return 0
     return max(round(val * classes), 2, min(5, classes // 5))
