@@ -17,6 +17,7 @@ from finegrain.cli import (  # noqa: F401  (each module registers its commands)
     gallery,
     models,
     pseudolabel,
+    serve,
     train,
     verification,
 )
