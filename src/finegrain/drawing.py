@@ -52,3 +52,17 @@ def text_bar(text: str, width: int, height: int = 32, size: int = 16, margin: in
     image = Image.new("RGB", (width, height), "white")
     ImageDraw.Draw(image).text((margin, (height - (bottom - top)) // 2 - top), shown, fill="black", font=font)
     return np.asarray(image)
+
+
+def draw_label(image: np.ndarray, text: str, xy: tuple[int, int], colour: tuple[int, int, int],
+               size: int = 14) -> np.ndarray:
+    """A copy of RGB ``image`` with ``text`` in ``colour`` on a dark box whose top-left corner is ``xy``."""
+    from PIL import Image, ImageDraw
+
+    shown = displayable(text)
+    canvas = Image.fromarray(image)
+    draw = ImageDraw.Draw(canvas)
+    left, top, right, bottom = draw.textbbox(xy, shown, font=_font(size))
+    draw.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill=(0, 0, 0))
+    draw.text(xy, shown, fill=tuple(colour), font=_font(size))
+    return np.asarray(canvas)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +17,6 @@ from tests.serve.conftest import lfw_photo, photo
 
 
 def _embed(model, data: bytes) -> np.ndarray:
-    from pathlib import Path
-
     encoder = load_encoder(model)
     from finegrain.data.images import resize_square
 
@@ -72,6 +71,12 @@ def test_items_add_list_image_delete(client_for, tmp_path):
     assert [(i["id"], i["label"]) for i in items] == [(a1, "ann"), (a2, "ann"), (b, "bob")]
     stored = client.get(items[0]["image"])
     assert stored.status_code == 200 and stored.content == photo(1) and stored.headers["content-type"] == "image/png"
+    page = client.get("/collections/people/items", params={"offset": 1, "limit": 1}).json()
+    assert [i["id"] for i in page["items"]] == [a2] and page["total"] == 3
+    assert client.get("/collections/people/items", params={"limit": 0}).status_code == 422
+    thumb = client.get(items[0]["image"], params={"size": 16})
+    assert thumb.headers["content-type"] == "image/jpeg" and decode_image(Path("t"), thumb.content).shape == (16, 16, 3)
+    assert client.get(items[0]["image"], params={"size": 4}).status_code == 422
     assert client.delete(f"/collections/people/items/{a1}").json() == {"deleted": a1}
     assert [i["id"] for i in client.get("/collections/people/items").json()["items"]] == [a2, b]
     assert len(list((tmp_path / "data/collections/people/items").iterdir())) == 2  # its photo went too
@@ -134,7 +139,7 @@ def test_identify_every_face_in_a_group_photo(client_for):
                 data={"label": "Aaron", "detect": "true"})
     body = client.post("/collections/people/identify", files={"file": ("group.jpg", group)},
                        data={"detect": "true"}).json()
-    assert len(body["faces"]) >= 2
+    assert len(body["faces"]) >= 2 and (body["width"], body["height"]) == (224, 112)
     for face in body["faces"]:
         assert len(face["box"]) == 4 and 0 <= face["score"] <= 1 and face["matches"][0]["label"] == "Aaron"
     xs = sorted((f["box"][0] + f["box"][2]) / 2 for f in body["faces"])

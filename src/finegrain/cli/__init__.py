@@ -18,6 +18,7 @@ from finegrain.cli import (  # noqa: F401  (each module registers its commands)
     models,
     pseudolabel,
     serve,
+    track,
     train,
     verification,
 )

@@ -104,11 +104,11 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     @app.get("/health")
     async def health():
         store = service.store
-        batches = service.engine._embed.batches if service.engine._embed else []
         return {"status": "ok", **service.engine.describe(),
                 "collections": len(store.names()) if store else 0,
-                "mean_batch": sum(batches) / len(batches) if batches else None,
-                "api_key_required_for_writes": bool(settings.api_key)}
+                "mean_batch": service.engine.mean_batch,
+                "api_key_required_for_writes": bool(settings.api_key), "max_upload_mb": settings.max_upload_mb,
+                "max_megapixels": settings.max_megapixels}
 
     @app.get("/", include_in_schema=False)
     async def page():

@@ -61,6 +61,10 @@ class Collection:
         with self.lock:
             return [{"id": self.item_id(m), "label": m.get("label")} for m in self.gallery.meta]
 
+    def has_labels(self) -> bool:
+        with self.lock:
+            return any(m.get("label") is not None for m in self.gallery.meta)
+
     def image_path(self, item_id: str) -> Path:
         with self.lock:
             for m in self.gallery.meta:

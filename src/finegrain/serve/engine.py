@@ -134,6 +134,12 @@ class Engine:
         self._embed = Batcher(self._encode_embeddings, self.pool, wait) if self.embedder else None
         self._score = Batcher(self._encode_scores, self.pool, wait) if self.scorer else None
 
+    @property
+    def mean_batch(self) -> float | None:
+        """Images per network batch over the last 100 embedding batches (above 1: requests shared batches)."""
+        sizes = self._embed.batches if self._embed else []
+        return sum(sizes) / len(sizes) if sizes else None
+
     def describe(self) -> dict[str, Any]:
         return {"model": self.embedder.describe() if self.embedder else None,
                 "scorer": self.scorer.describe() if self.scorer else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import cv2
+import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -80,19 +81,36 @@ async def add_items(request: Request, name: str, files: list[UploadFile] = File(
 
 
 @router.get("/collections/{name}/items")
-async def list_items(name: str, request: Request):
+async def list_items(name: str, request: Request, offset: int = 0, limit: int = 1000):
+    """Items in the order they were added, ``limit`` (at most 10,000) from ``offset``; ``total`` counts them all."""
     collection = service(request).collections().get(check_name(name))
-    return {"items": _with_images(name, collection.items())}
+    if offset < 0 or not 1 <= limit <= 10_000:
+        raise ApiError(422, f"offset must be 0 or more and limit between 1 and 10000, got {offset} and {limit}")
+    items = collection.items()
+    return {"items": _with_images(name, items[offset : offset + limit]), "total": len(items), "offset": offset}
 
 
 @router.get("/collections/{name}/items/{item_id}/image")
-async def item_image(name: str, item_id: str, request: Request):
+async def item_image(name: str, item_id: str, request: Request, size: int | None = None):
+    """The stored photo, or with ``size`` a JPEG thumbnail whose longer side is at most ``size`` pixels."""
     path = service(request).collections().get(check_name(name)).image_path(item_id)
     if not path.exists():
         raise ApiError(404, f"item {item_id!r} has no stored photo")
+    if size is not None and not 16 <= size <= 1024:
+        raise ApiError(422, f"size must be between 16 and 1024 pixels, got {size}")
     data = await run_in_threadpool(path.read_bytes)
+    if size is not None:
+        data = await run_in_threadpool(_thumbnail, data, size)
     return Response(data, media_type=f"image/{sniff(data) or 'octet-stream'}",
                     headers={"Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"})
+
+
+def _thumbnail(data: bytes, size: int) -> bytes:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    scale = size / max(image.shape[:2])
+    if scale < 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
 
 
 @router.delete("/collections/{name}/items/{item_id}", dependencies=[Depends(require_key)])
@@ -135,17 +153,19 @@ async def identify(request: Request, name: str, file: UploadFile = File(...), de
     collection = svc.collections().get(check_name(name))
     threshold = check_threshold(threshold, svc.engine.threshold.value)
     k = check_k(k, 100)
-    if not any(label is not None for label in collection.gallery.labels):
+    if not collection.has_labels():
         raise ApiError(409, f"collection {name!r} has no labelled items, so it cannot name anyone; add photos "
                             "with a label")
     image, _ = await read_image(file, request)
     faces = await svc.engine.detect(image) if detect else None
     crops = svc.engine.face_crops(image, faces) if detect else [image]
+    size = {"width": image.shape[1], "height": image.shape[0]}
     if not crops:
-        return {"faces": [], "threshold": threshold}
+        return {"faces": [], "threshold": threshold, **size}
     vectors = await svc.engine.embed(crops)
     rows = await run_in_threadpool(collection.search, vectors, IDENTITY_CANDIDATES)
     answers = [{**_identity(row, threshold, k), "matches": _with_images(name, row[:k])} for row in rows]
     if not detect:
         return {**answers[0], "threshold": threshold}
-    return {"faces": [{**face.to_dict(), **answer} for face, answer in zip(faces, answers)], "threshold": threshold}
+    return {"faces": [{**face.to_dict(), **answer} for face, answer in zip(faces, answers)], "threshold": threshold,
+            **size}

@@ -3,11 +3,12 @@
 "use strict";
 
 const MATCHES_SHOWN = 3;
-const ITEMS_SHOWN = 300; // every thumbnail is a full stored photo: a long list would fetch them all
+const ITEMS_SHOWN = 300; // a page of items; the total is shown
+const THUMBNAIL_PX = 128; // thumbnails are asked for at this size (…/image?size=), not as the stored photo
 const FACE_MARGIN = 0.2; // as the service crops faces (engine.FACE_MARGIN), so an explained crop is what was matched
-// Adding many photos goes in several requests, each below the service's default 10 MB body limit.
+// Adding many photos goes in several requests, each below the service's body limit (/health max_upload_mb).
 const ADD_BATCH_FILES = 16;
-const ADD_BATCH_BYTES = 8 * 1024 * 1024;
+const addBatchBytes = () => 0.8 * (state.health?.max_upload_mb ?? 10) * 1024 * 1024;
 
 const $ = (selector) => document.querySelector(selector);
 const state = {
@@ -20,6 +21,7 @@ const state = {
   selected: 0,
   run: 0, // bumped per analysis, so a slow answer for an older photo is dropped
   heatUrl: null,
+  explaining: 0,
 };
 
 // -- talking to the service ------------------------------------------------------------------------------
@@ -140,13 +142,18 @@ async function loadItems() {
     $("#items-note").textContent = "Create a collection, then add labelled photos to it.";
     return;
   }
-  const { items } = await getJSON(`${collectionPath(state.current)}/items`);
-  const labels = new Set(items.filter((i) => i.label !== null).map((i) => i.label));
-  let note = `${plural(items.length, "item")}, ${plural(labels.size, "label")}`;
-  if (items.length > ITEMS_SHOWN) note += ` (the first ${ITEMS_SHOWN} shown)`;
-  $("#items-note").textContent = items.length ? note : "No photos yet: add some with a label.";
+  const answer = await getJSON(`${collectionPath(state.current)}/items?limit=${ITEMS_SHOWN}`);
+  const items = answer.items;
+  const total = answer.total ?? items.length;
+  let note = plural(total, "item");
+  if (items.length < total) {
+    note += ` (the first ${items.length} added are shown)`;
+  } else {
+    note += `, ${plural(new Set(items.filter((i) => i.label !== null).map((i) => i.label)).size, "label")}`;
+  }
+  $("#items-note").textContent = total ? note : "No photos yet: add some with a label.";
   const sorted = [...items].sort((a, b) => (a.label ?? "\uffff").localeCompare(b.label ?? "\uffff"));
-  sorted.slice(0, ITEMS_SHOWN).forEach((item) => list.append(itemRow(item)));
+  sorted.forEach((item) => list.append(itemRow(item)));
 }
 
 function itemRow(item) {
@@ -158,6 +165,7 @@ function itemRow(item) {
   const text = document.createElement("span");
   text.className = "item-label";
   text.textContent = name;
+  text.title = name;
   const remove = document.createElement("button");
   remove.type = "button";
   remove.className = "remove-item";
@@ -173,7 +181,7 @@ function thumbnail(src, alt) {
   img.className = "thumb";
   img.loading = "lazy";
   img.alt = alt;
-  img.src = src;
+  img.src = `${src}?size=${THUMBNAIL_PX}`;
   img.addEventListener("error", () => img.classList.add("missing"));
   return img;
 }
@@ -217,7 +225,7 @@ function batches(files) {
   let batch = [];
   let bytes = 0;
   for (const file of files) {
-    if (batch.length && (batch.length >= ADD_BATCH_FILES || bytes + file.size > ADD_BATCH_BYTES)) {
+    if (batch.length && (batch.length >= ADD_BATCH_FILES || bytes + file.size > addBatchBytes())) {
       out.push(batch);
       batch = [];
       bytes = 0;
@@ -303,8 +311,10 @@ async function analyse(file) {
   photo.src = state.photoUrl;
   photo.alt = `Your photo${file.name ? `, ${file.name}` : ""}`;
   $("#result").hidden = false;
+  photo.style.width = "";
   try {
     await photo.decode();
+    sizePhoto(photo);
   } catch {
     // the service names what is wrong with the file; the browser may just not show this format
   }
@@ -327,6 +337,16 @@ async function analyse(file) {
   progress(faces.length ? `${plural(faces.length, "face")} shown.` : detect ? "No face found." : "");
   if (scoring) await scoring;
   if (state.health.scorer && faces.some((f) => f.box)) scoreFaces(run);
+}
+
+// Small photos (an LFW face is 112 px) are enlarged so their boxes can be read; tall ones fit in the window.
+// A width alone keeps the aspect ratio, so the boxes' percentages stay on the faces.
+function sizePhoto(photo) {
+  const { naturalWidth: width, naturalHeight: height } = photo;
+  if (!width || !height) return;
+  const wanted = Math.max(width, Math.min(2 * width, 640));
+  const fitsHeight = (0.7 * window.innerHeight * width) / height;
+  photo.style.width = `${Math.round(Math.min(wanted, fitsHeight))}px`;
 }
 
 function identifyForm(file, detect) {
@@ -503,10 +523,14 @@ function faceCard(face, index) {
       const entry = document.createElement("li");
       entry.className = "match";
       const label = match.label ?? "unlabelled";
-      const caption = document.createElement("span");
-      caption.className = "match-text";
-      caption.textContent = `${label} ${fixed(match.similarity)}`;
-      entry.append(thumbnail(match.image, `Match: ${label}, similarity ${fixed(match.similarity)}`), caption);
+      const name = document.createElement("span");
+      name.className = "match-label";
+      name.textContent = label;
+      name.title = label;
+      const similarity = document.createElement("span");
+      similarity.className = "match-similarity";
+      similarity.textContent = fixed(match.similarity);
+      entry.append(thumbnail(match.image, `Match: ${label}, similarity ${fixed(match.similarity)}`), name, similarity);
       list.append(entry);
     }
     card.append(list);
@@ -533,7 +557,9 @@ function select(index) {
     if (element.classList.contains("face-box")) element.setAttribute("aria-pressed", String(on));
   });
   document.querySelectorAll(".select-face").forEach((button) => {
-    button.setAttribute("aria-pressed", String(button.closest(".face-card").dataset.index === String(index)));
+    const on = button.closest(".face-card").dataset.index === String(index);
+    button.setAttribute("aria-pressed", String(on));
+    button.textContent = on ? "Selected" : "Select";
   });
   updateExplainHint();
   if (changed && $("#explain-button").getAttribute("aria-pressed") === "true") explain();
@@ -572,27 +598,29 @@ async function explain() {
   const target = explainTarget();
   if (!target) return;
   const run = state.run;
+  const ticket = ++state.explaining; // a newer request (another face selected) wins over this one
   clearError();
   setExplain(true);
   $("#heatmap-figure").hidden = true;
   progress("Computing the heat map…");
   const form = new FormData();
-  const query = target.face?.box ? await faceCrop(target.face) : state.file;
   const where = target.face?.box ? `face ${state.selected + 1}` : "the photo";
   let alt;
   try {
+    const query = target.face?.box ? await faceCrop(target.face) : state.file;
     if (target.kind === "match") {
       const stored = await (await api("GET", target.match.image)).blob();
-      form.append("file_a", query, "query.png");
+      form.append("file_a", query, target.face?.box ? "face.png" : state.file.name || "photo");
       form.append("file_b", stored, `match-${target.match.id}`);
       alt = `Heat map: the regions of ${where} and of its match ${target.match.label ?? "unlabelled"} that made them `
         + "similar";
     } else {
-      form.append("file", query, "photo.png");
+      form.append("file", query, target.face?.box ? "face.png" : state.file.name || "photo");
       alt = `Heat map: the regions of ${where} that drove its score`;
     }
     const png = await (await api("POST", "/explain", { body: form })).blob();
-    if (run !== state.run || $("#explain-button").getAttribute("aria-pressed") !== "true") return;
+    const pressed = $("#explain-button").getAttribute("aria-pressed") === "true";
+    if (run !== state.run || ticket !== state.explaining || !pressed) return;
     if (state.heatUrl) URL.revokeObjectURL(state.heatUrl);
     state.heatUrl = URL.createObjectURL(png);
     $("#heatmap").src = state.heatUrl;
@@ -601,6 +629,7 @@ async function explain() {
     $("#heatmap-figure").hidden = false;
     progress("");
   } catch (error) {
+    if (ticket !== state.explaining) return;
     setExplain(false);
     progress("");
     showError(error);
