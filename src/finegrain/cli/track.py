@@ -20,14 +20,14 @@ from finegrain.cli.registry import arg, command
          arg("--threshold", type=float, default=0.5,
              help="cosine similarity under which a frame votes 'unknown' (default: 0.5)"),
          arg("--min-hits", type=int, default=3, help="detections in a row before a track is born (default: 3)"),
-         arg("--max-misses", type=int, default=30,
-             help="frames a track survives unseen, e.g. hidden behind another face (default: 30)"),
+         arg("--max-misses", type=int, default=50,
+             help="frames a track survives unseen, e.g. hidden behind another face (default: 50)"),
          description="Detects faces (the bundled cascade), associates them to tracks by box overlap and appearance "
                      "with the Hungarian method, carries hidden faces with a constant-velocity motion model, and "
                      "names each track by a vote of its frames against the index ('unknown' under --threshold).")
 def track_command(video: str, index: str | None = None, out: str | None = None, json_path: str | None = None,
                   mot: str | None = None, every: int = 1, detector: str | None = None, threshold: float = 0.5,
-                  min_hits: int = 3, max_misses: int = 30) -> int:
+                  min_hits: int = 3, max_misses: int = 50) -> int:
     from finegrain.track.run import track_video
     from finegrain.track.tracker import TrackerSettings
 

@@ -18,7 +18,8 @@ from finegrain.track.motion import BoxKalman
 @dataclass
 class TrackerSettings:
     min_hits: int = 3  # detections in a row before a track is born (a one-frame false detection never is)
-    max_misses: int = 30  # frames a track lives on unseen: longer than a face hides behind another
+    max_misses: int = 50  # frames a track lives on unseen (2 s at 25 fps): a face passing behind another
+    # is lost to the detector well before and after it is wholly hidden
     appearance_weight: float = 0.5  # share of appearance in the association cost (the rest: box overlap)
     max_cost: float = 0.75
     min_iou: float = 0.1  # below this overlap a pair needs min_similarity to be matched at all
