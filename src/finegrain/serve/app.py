@@ -70,7 +70,7 @@ def _validation_message(error: RequestValidationError) -> str:
 
 
 def create_app(settings: ServeSettings, service: Service | None = None) -> FastAPI:
-    from finegrain.serve import routes_collections, routes_models
+    from finegrain.serve import routes_collections, routes_models, routes_video
 
     service = service or build_service(settings)
 
@@ -117,6 +117,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     app.mount("/page", StaticFiles(directory=PAGE), name="page")
     app.include_router(routes_collections.router)
     app.include_router(routes_models.router)
+    app.include_router(routes_video.router)
     # Outermost first: CORS (only when asked for), then the limits before anything reads a body.
     app.add_middleware(LimitsMiddleware, max_body=settings.max_upload_bytes, workers=settings.workers,
                        queue=settings.queue)
