@@ -26,12 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from finegrain.boxes import drop_nested, iou_matrix
 from finegrain.detect.faces import FaceDetector
 from finegrain.eval.tracking import mot_metrics
 from finegrain.track.mot import MotRow, read_mot
 from finegrain.track.run import track_video
 from finegrain.track.synthetic import LFW_ROOT, person_photos
-from finegrain.track.video import one_box_per_face, read_frames
+from finegrain.track.tracker import TrackerSettings
+from finegrain.track.video import read_frames
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO / "bench" / "results" / "track-videos"
@@ -39,8 +41,6 @@ VIDEOS = REPO / "bench" / "results" / "track-videos"
 
 def naive_tracks(video: Path, detector: FaceDetector) -> tuple[list[MotRow], float]:
     """Frame-to-frame greedy IoU matching, no motion, no appearance: the plain baseline."""
-    from finegrain.track.assign import iou_matrix
-
     frames, *_ = read_frames(video)
     rows, last, next_id = [], {}, 1
     started = time.perf_counter()
@@ -50,7 +50,7 @@ def naive_tracks(video: Path, detector: FaceDetector) -> tuple[list[MotRow], flo
         faces = detector.detect(frame)
         boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
         scores = np.array([f.score for f in faces])
-        keep = one_box_per_face(boxes, scores)
+        keep = drop_nested(boxes, scores)
         boxes = boxes[keep]
         current = {}
         ids = list(last)
@@ -84,8 +84,6 @@ def gallery_for(video: Path, model: str, out: Path) -> Path:
 
 
 def named_right(report: dict, gt: list[MotRow], people: dict) -> float:
-    from finegrain.track.assign import iou_matrix
-
     right = 0
     for track in report["tracks"]:
         votes: dict[int, int] = {}
@@ -106,6 +104,9 @@ def main() -> int:
     parser.add_argument("--videos", type=Path, default=VIDEOS)
     parser.add_argument("--every", default="1,2", help="comma list of --every values (default: 1,2)")
     parser.add_argument("--model", help="an embedding run: name the tracks against the people's other photos")
+    parser.add_argument("--max-misses", help="comma list of --max-misses values to compare (default: the tracker's); "
+                                             "used to choose the default on validation videos (another --seed)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the plain IoU matcher")
     args = parser.parse_args()
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     videos = sorted(args.videos.glob("*.mp4"))
@@ -119,15 +120,21 @@ def main() -> int:
             gt = read_mot(video.with_suffix(".gt.txt"))
             people = json.loads(video.with_suffix(".people.json").read_text())
             index = gallery_for(video, args.model, Path(tmp)) if args.model else None
-            for every in (int(e) for e in args.every.split(",")):
-                report = track_video(video, index=index, every=every, mot=Path(tmp) / "t.txt", progress=False)
+            misses = [int(m) for m in args.max_misses.split(",")] if args.max_misses else [None]
+            for every, max_misses in ((int(e), m) for e in args.every.split(",") for m in misses):
+                settings = TrackerSettings() if max_misses is None else TrackerSettings(max_misses=max_misses)
+                report = track_video(video, index=index, every=every, mot=Path(tmp) / "t.txt", progress=False,
+                                     settings=settings)
                 m = mot_metrics(gt, read_mot(Path(tmp) / "t.txt"))
-                row = {"video": video.stem, "tracker": f"finegrain --every {every}", "fps": report["processing_fps"],
+                name = f"finegrain --every {every}" + (f" --max-misses {max_misses}" if max_misses else "")
+                row = {"video": video.stem, "tracker": name, "fps": report["processing_fps"],
                        **{k: m[k] for k in ("mota", "idf1", "id_switches", "precision", "recall")},
                        "tracks": len(report["tracks"]), "people": len(people)}
                 if index:
                     row["named_right"] = named_right(report, gt, people)
                 rows_out.append(row)
+            if args.no_baseline:
+                continue
             naive, fps = naive_tracks(video, detector)
             m = mot_metrics(gt, naive)
             rows_out.append({"video": video.stem, "tracker": "plain IoU matcher", "fps": fps,
@@ -141,6 +148,11 @@ def main() -> int:
         extra = f" {r['named_right']:.2f} |" if "named_right" in r else (" – |" if args.model else "")
         print(f"| {r['video']} | {r['tracker']} | {r['mota']:.3f} | {r['idf1']:.3f} | {r['id_switches']} | "
               f"{r['precision']:.3f} | {r['recall']:.3f} | {r['tracks']} / {r['people']} | {r['fps']:.1f} |{extra}")
+    print("\n| tracker | mean MOTA | mean IDF1 | ID switches (all videos) |\n|---|---|---|---|")
+    for name in dict.fromkeys(r["tracker"] for r in rows_out):
+        mine = [r for r in rows_out if r["tracker"] == name]
+        print(f"| {name} | {np.mean([r['mota'] for r in mine]):.3f} | {np.mean([r['idf1'] for r in mine]):.3f} | "
+              f"{sum(r['id_switches'] for r in mine)} |")
     out = REPO / "bench" / "results" / "track.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from finegrain.boxes import iou_matrix, nms, paired_iou, scale_boxes, square
+from finegrain.boxes import drop_nested, iou_matrix, nms, paired_iou, scale_boxes, square
 
 
 def brute_iou(a, b):
@@ -70,3 +70,8 @@ def test_square_and_scale_keep_the_centre():
     box = np.array([[10, 20, 30, 60]])
     np.testing.assert_allclose(square(box), [[0, 20, 40, 60]])
     np.testing.assert_allclose(scale_boxes(box, 2), [[0, 0, 40, 80]])
+
+
+def test_nested_boxes_of_one_face_leave_one():
+    boxes = np.array([[10, 10, 90, 90], [30, 30, 70, 70], [200, 200, 260, 260]], np.float64)
+    assert drop_nested(boxes, np.array([0.8, 0.9, 0.7])) == [1, 2]  # the inner one scored higher

@@ -66,3 +66,23 @@ def scale_boxes(boxes: np.ndarray, factor: float) -> np.ndarray:
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     half = (boxes[:, 2:] - boxes[:, :2]) * factor / 2
     return np.concatenate([centre - half, centre + half], axis=1)
+
+
+def drop_nested(boxes: np.ndarray, scores: np.ndarray, inside: float = 0.7) -> list[int]:
+    """Indices of the detections to keep, best first. Of two boxes where one lies mostly (``inside`` of its
+    area) within the other, only the better-scoring one stays: it is the same face found again at another
+    scale (faces do not nest), and a tracker would start a second track on it, a service report a second
+    person. NMS keeps such pairs: their overlap over their union is small."""
+    order = np.argsort(-scores, kind="stable")
+    areas = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9)
+    kept: list[int] = []
+    for i in order:
+        if not kept:
+            kept.append(int(i))
+            continue
+        k = np.array(kept)
+        w = np.clip(np.minimum(boxes[i, 2], boxes[k, 2]) - np.maximum(boxes[i, 0], boxes[k, 0]), 0, None)
+        h = np.clip(np.minimum(boxes[i, 3], boxes[k, 3]) - np.maximum(boxes[i, 1], boxes[k, 1]), 0, None)
+        if not np.any(w * h >= inside * np.minimum(areas[i], areas[k])):
+            kept.append(int(i))
+    return kept

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from finegrain.track.assign import INFEASIBLE, associate, association_cost, iou_matrix
+from finegrain.track.assign import INFEASIBLE, associate, association_cost
 
 
 def _brute_force(cost: np.ndarray, max_cost: float) -> float:
@@ -40,12 +40,6 @@ def test_pairs_over_the_limit_stay_unmatched():
     cost = np.array([[0.1, INFEASIBLE], [INFEASIBLE, 0.9]])
     assert associate(cost, max_cost=0.5) == ([(0, 0)], [1], [1])
     assert associate(np.zeros((0, 3)), 0.5) == ([], [], [0, 1, 2])
-
-
-def test_iou_matrix_by_hand():
-    a = np.array([[0, 0, 10, 10]])
-    b = np.array([[5, 5, 15, 15], [0, 0, 10, 10], [20, 20, 30, 30]])
-    np.testing.assert_allclose(iou_matrix(a, b), [[25 / 175, 1.0, 0.0]])
 
 
 def test_gating_lets_appearance_bridge_a_jump_and_overlap_bridge_a_new_look():

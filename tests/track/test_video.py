@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from finegrain.boxes import iou_matrix
 from finegrain.cli import main
 from finegrain.eval.tracking import mot_metrics
 from finegrain.track import FaceTracker
-from finegrain.track.assign import iou_matrix
 from finegrain.track.mot import read_mot
 from finegrain.track.run import track_video
 from finegrain.track.synthetic import LFW_ROOT, SCENE_ROOT, PersonSpec, crossing_people, make_video
-from finegrain.track.video import VideoError, one_box_per_face, read_frames
+from finegrain.track.video import VideoError, read_frames
 
 SIZE = (320, 240)
 
@@ -108,11 +108,6 @@ def test_a_gallery_names_the_tracks(crossing, make_model, tmp_path):
     report = track_video(video, index=tmp_path / "people.idx", progress=False)
     assert report["tracks"] and all(t["identity"] in set(gt.people.values()) | {None} for t in report["tracks"])
     assert all(t["confidence"] is not None for t in report["tracks"])
-
-
-def test_nested_boxes_of_one_face_leave_one():
-    boxes = np.array([[10, 10, 90, 90], [30, 30, 70, 70], [200, 200, 260, 260]], np.float64)
-    assert one_box_per_face(boxes, np.array([0.8, 0.9, 0.7])) == [1, 2]  # the inner one scored higher
 
 
 def test_bad_videos_are_named(tmp_path, capsys):

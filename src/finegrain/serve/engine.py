@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from finegrain.boxes import drop_nested
 from finegrain.data.images import resize_square
 from finegrain.detect.faces import Face, FaceDetector, crop_face
 from finegrain.encoders import Encoder, SingleEncoder, load_encoder
@@ -49,6 +50,12 @@ def similarity_threshold(encoder: Encoder, chosen: float | None) -> Threshold:
         distance = float(stored["threshold"])
         return Threshold(1.0 - distance * distance / 2.0, f"the model's ({stored.get('fitted_on', 'fitted pairs')})")
     return Threshold(DEFAULT_THRESHOLD, "default (no threshold stored with the model)")
+
+
+def detect_faces(detector: FaceDetector, image: np.ndarray) -> list[Face]:
+    faces = detector.detect(image)
+    boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
+    return [faces[i] for i in drop_nested(boxes, np.array([f.score for f in faces]))]
 
 
 class Batcher:
@@ -180,7 +187,8 @@ class Engine:
         return await self._score.encode(np.stack([resize_square(img, encoder.image_size) for img in images]))
 
     async def detect(self, image: np.ndarray) -> list[Face]:
-        return await self.run(self.detector.detect, image)
+        """The faces in an RGB image, best first, one box per face (``drop_nested``)."""
+        return await self.run(detect_faces, self.detector, image)
 
     def face_crops(self, image: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
         size = self.need_embedder().image_size

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from finegrain.index.gallery import GalleryIndex
 from finegrain.serve.collections import check_name
@@ -67,5 +68,6 @@ async def track(request: Request, file: UploadFile = File(...), collection: str 
         gallery = _snapshot(chosen)
     default = svc.engine.threshold.value if svc.engine.threshold else 0.5
     data = await file.read()
-    return await svc.engine.run(_track, svc.engine, data, file.filename or "file", gallery, every,
-                                check_threshold(threshold, default))
+    # Not on the model thread: a clip takes seconds to minutes, and other requests keep their turn meanwhile.
+    return await run_in_threadpool(_track, svc.engine, data, file.filename or "file", gallery, every,
+                                   check_threshold(threshold, default))

@@ -8,20 +8,6 @@ from scipy.optimize import linear_sum_assignment
 INFEASIBLE = 1e6  # a cost no accepted match can have
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in ``a`` (N×4, x1 y1 x2 y2) with every box in ``b`` (M×4)."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def association_cost(overlap: np.ndarray, similarity: np.ndarray | None, appearance_weight: float,
                      min_iou: float, min_similarity: float) -> np.ndarray:
     """Tracks × detections cost in [0, 1]: a blend of (1 − IoU) and the appearance distance (1 − cosine) / 2.

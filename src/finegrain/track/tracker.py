@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from finegrain.boxes import iou_matrix
 from finegrain.errors import ConfigError
-from finegrain.track.assign import associate, association_cost, iou_matrix
+from finegrain.track.assign import associate, association_cost
 from finegrain.track.motion import BoxKalman
 
 

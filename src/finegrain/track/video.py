@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from finegrain.boxes import drop_nested
 from finegrain.detect.faces import FaceDetector, crop_face
 from finegrain.encoders import Encoder
 from finegrain.errors import ConfigError, FinegrainError
@@ -29,26 +30,6 @@ class TrackedFace:
     track_id: int
     box: tuple[float, float, float, float]
     detected: bool  # False: where the track's motion puts the face on a frame without detection
-
-
-def one_box_per_face(boxes: np.ndarray, scores: np.ndarray, inside: float = 0.7) -> list[int]:
-    """Indices of the detections to keep, best first. Of two boxes where one lies mostly (``inside`` of its
-    area) within the other, only the better-scoring one stays: it is the same face found again at another scale
-    (faces do not nest), and would otherwise start a second track on it. NMS keeps such pairs, whose overlap
-    over their union is small."""
-    order = np.argsort(-scores, kind="stable")
-    areas = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9)
-    kept: list[int] = []
-    for i in order:
-        if not kept:
-            kept.append(int(i))
-            continue
-        k = np.array(kept)
-        w = np.clip(np.minimum(boxes[i, 2], boxes[k, 2]) - np.maximum(boxes[i, 0], boxes[k, 0]), 0, None)
-        h = np.clip(np.minimum(boxes[i, 3], boxes[k, 3]) - np.maximum(boxes[i, 1], boxes[k, 1]), 0, None)
-        if not np.any(w * h >= inside * np.minimum(areas[i], areas[k])):
-            kept.append(int(i))
-    return kept
 
 
 class FaceTracker:
@@ -100,7 +81,7 @@ class FaceTracker:
         faces = self.detector.detect(frame)
         boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
         scores = np.array([f.score for f in faces], np.float64)
-        keep = one_box_per_face(boxes, scores)
+        keep = drop_nested(boxes, scores)
         boxes, scores, faces = boxes[keep], scores[keep], [faces[i] for i in keep]
         vectors, identities = self._embed(frame, boxes) if len(faces) else (None, None)
         seen = self.tracker.update(index, boxes, scores, vectors, identities)
