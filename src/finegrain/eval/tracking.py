@@ -21,12 +21,25 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Protocol
 
 import motmetrics as mm
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from finegrain.track.mot import MotRow
+
+class MotRow(Protocol):
+    """What a metric reads of a row (``finegrain.track.mot.MotRow`` has these fields; metrics depend on no
+    application package)."""
+
+    frame: int
+    track_id: int
+    x: float
+    y: float
+    w: float
+    h: float
+    vis: float | None
+
 
 METRICS = {  # our key → motmetrics' name
     "mota": "mota",
