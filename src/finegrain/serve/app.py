@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from finegrain.errors import FinegrainError
 from finegrain.index.gallery import IndexBinding
 from finegrain.serve.collections import CollectionStore
-from finegrain.serve.engine import Engine
+from finegrain.serve.engine import Engine, resized
 from finegrain.serve.limits import LimitsMiddleware
 from finegrain.serve.settings import ServeSettings
 from finegrain.serve.uploads import ApiError
@@ -48,17 +48,9 @@ def build_service(settings: ServeSettings) -> Service:
         encoder = engine.embedder
         binding = IndexBinding.from_model(encoder.path, tta=encoder.tta)
         store = CollectionStore(settings.data, encoder.path, binding, encoder.output_size,
-                                reembed=(lambda images: encoder.encode_array(_resized(images, encoder.image_size)))
+                                reembed=(lambda images: encoder.encode_array(resized(images, encoder.image_size)))
                                 if settings.reembed else None)
     return Service(settings, engine, store)
-
-
-def _resized(images, size):
-    import numpy as np
-
-    from finegrain.data.images import resize_square
-
-    return np.stack([resize_square(img, size) for img in images])
 
 
 def _validation_message(error: RequestValidationError) -> str:

@@ -52,6 +52,11 @@ def similarity_threshold(encoder: Encoder, chosen: float | None) -> Threshold:
     return Threshold(DEFAULT_THRESHOLD, "default (no threshold stored with the model)")
 
 
+def resized(images: list[np.ndarray], size: int) -> np.ndarray:
+    """RGB images of any size as one N×size×size×3 batch."""
+    return np.stack([resize_square(img, size) for img in images])
+
+
 def detect_faces(detector: FaceDetector, image: np.ndarray) -> list[Face]:
     faces = detector.detect(image)
     boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
@@ -180,11 +185,11 @@ class Engine:
     async def embed(self, images: list[np.ndarray]) -> np.ndarray:
         """Unit embeddings (N×E) of RGB images of any size."""
         encoder = self.need_embedder()
-        return await self._embed.encode(np.stack([resize_square(img, encoder.image_size) for img in images]))
+        return await self._embed.encode(resized(images, encoder.image_size))
 
     async def score(self, images: list[np.ndarray]) -> np.ndarray:
         encoder = self.need_scorer()
-        return await self._score.encode(np.stack([resize_square(img, encoder.image_size) for img in images]))
+        return await self._score.encode(resized(images, encoder.image_size))
 
     async def detect(self, image: np.ndarray) -> list[Face]:
         """The faces in an RGB image, best first, one box per face (``drop_nested``)."""

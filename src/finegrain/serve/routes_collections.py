@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from finegrain.identification.nearest import nearest_identity
 from finegrain.serve.collections import Upload, check_name
 from finegrain.serve.requests import (
     check_k,
@@ -131,18 +132,16 @@ async def search(request: Request, name: str, file: UploadFile = File(...), k: i
 
 
 def _identity(matches: list[dict], threshold: float, k: int) -> dict:
-    """The best labelled match's identity (or null under the threshold), its confidence, and the next ones."""
-    best: dict[str, float] = {}
-    for m in matches:
-        if m["label"] is not None and m["label"] not in best:
-            best[m["label"]] = m["similarity"]
-    ranked = list(best.items())
-    if not ranked:
+    """The identity of the best labelled match (null under the threshold), its confidence and the next ``k − 1``,
+    by ``identification.nearest_identity`` over the nearest items (the best identity is always among them)."""
+    labelled = [m for m in matches if m["label"] is not None]
+    if not labelled:
         return {"label": None, "confidence": None, "unknown": True, "nearest": None, "alternatives": []}
-    nearest, confidence = ranked[0]
-    known = confidence >= threshold
-    return {"label": nearest if known else None, "confidence": confidence, "unknown": not known, "nearest": nearest,
-            "alternatives": [{"label": lab, "similarity": s} for lab, s in ranked[1:k]]}
+    answer = nearest_identity(np.array([[m["similarity"] for m in labelled]]), [m["label"] for m in labelled],
+                              threshold, alternatives=k - 1)[0]
+    return {"label": answer.label, "confidence": answer.confidence, "unknown": answer.unknown,
+            "nearest": answer.nearest,
+            "alternatives": [{"label": lab, "similarity": sim} for lab, sim in answer.alternatives]}
 
 
 @router.post("/collections/{name}/identify")

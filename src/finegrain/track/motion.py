@@ -41,6 +41,12 @@ class BoxKalman:
             self.P = self.F @ self.P @ self.F.T + np.diag(q)
         return self.box
 
+    def peek(self, steps: int) -> np.ndarray:
+        """Where the box will be ``steps`` frames on, without changing the filter."""
+        x = self.x.copy()
+        x[:4] += steps * x[4:]
+        return _to_box(x)
+
     def update(self, box: np.ndarray) -> None:
         z = _to_state(np.asarray(box, np.float64))
         r = np.diag(np.full(4, (POSITION_NOISE * max(self.x[3], 1.0)) ** 2))

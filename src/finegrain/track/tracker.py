@@ -169,15 +169,7 @@ class Tracker:
 
     def predicted_boxes(self, frame: int) -> list[tuple[Track, np.ndarray]]:
         """Born tracks still alive and where their motion puts them at ``frame`` (without changing them)."""
-        out = []
-        for track in self.active:
-            if track.born:
-                x = track.kalman.x.copy()
-                steps = frame - track.predicted_frame
-                x[:4] += steps * x[4:]
-                w, h = max(x[2], 1.0), max(x[3], 1.0)
-                out.append((track, np.array([x[0] - w / 2, x[1] - h / 2, x[0] + w / 2, x[1] + h / 2])))
-        return out
+        return [(t, t.kalman.peek(frame - t.predicted_frame)) for t in self.active if t.born]
 
     def finish(self) -> list[Track]:
         """Every track that was born, in order of birth, each with its identity decided."""

@@ -162,10 +162,7 @@ function itemRow(item) {
   row.dataset.id = item.id;
   const name = item.label ?? "unlabelled";
   const thumb = thumbnail(item.image, `Photo of ${name}`);
-  const text = document.createElement("span");
-  text.className = "item-label";
-  text.textContent = name;
-  text.title = name;
+  const text = labelSpan("item-label", name);
   const remove = document.createElement("button");
   remove.type = "button";
   remove.className = "remove-item";
@@ -174,6 +171,15 @@ function itemRow(item) {
   remove.addEventListener("click", () => removeItem(item, row));
   row.append(thumb, text, remove);
   return row;
+}
+
+// A span of text; a name is also its own tooltip, since cards cut long names short.
+function labelSpan(className, text, tooltip = true) {
+  const span = document.createElement("span");
+  span.className = className;
+  span.textContent = text;
+  if (tooltip) span.title = text;
+  return span;
 }
 
 function thumbnail(src, alt) {
@@ -523,13 +529,8 @@ function faceCard(face, index) {
       const entry = document.createElement("li");
       entry.className = "match";
       const label = match.label ?? "unlabelled";
-      const name = document.createElement("span");
-      name.className = "match-label";
-      name.textContent = label;
-      name.title = label;
-      const similarity = document.createElement("span");
-      similarity.className = "match-similarity";
-      similarity.textContent = fixed(match.similarity);
+      const name = labelSpan("match-label", label);
+      const similarity = labelSpan("match-similarity", fixed(match.similarity), false);
       entry.append(thumbnail(match.image, `Match: ${label}, similarity ${fixed(match.similarity)}`), name, similarity);
       list.append(entry);
     }
