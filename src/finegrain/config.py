@@ -25,6 +25,8 @@ def flag(name: str) -> str:
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
+TASKS = ("embed", "score", "classify")
+IMBALANCE = ("none", "class-balanced", "ldam-drw", "balanced-softmax", "crt", "tau-norm", "auto")
 AUTO_IMAGES = 150_000  # the default training length, in images seen (bench/defaults.py)
 
 
@@ -53,6 +55,7 @@ def _describe(backbone: dict[str, Any]) -> str:
 DEFAULT_BACKBONE: dict[str, dict[str, Any]] = {
     "embed": {"backbone": "conv4", "width": 0.5},
     "score": {"backbone": "conv4", "width": 0.5},
+    "classify": {"backbone": "conv4", "width": 0.5},  # the embedding one; not yet chosen across data sets
 }
 
 
@@ -61,7 +64,8 @@ class TrainConfig:
     data: str = _help("training data: an image folder, a CSV manifest or a '<path> <label>' list")
     out: str = _help("run folder for the checkpoint, model, config, logs and plots", default="runs/latest")
     root: str | None = _help("folder that relative paths in a manifest or list resolve against", default=None)
-    task: str = _help("what to learn: embed (metric learning) | score (regression against ratings)", default="embed")
+    task: str = _help("what to learn: embed (metric learning) | score (regression against ratings) | classify "
+                      "(a softmax classifier over the training classes)", default="embed")
     recipe: str = _help("score task: direct (Huber regression from scratch) | staged (Siamese pre-training -> "
                         "Net2Net widen -> Huber)", default="direct")
     loss: str = _help("contrastive | siamese | triplet | arcface", default="triplet")
@@ -128,6 +132,15 @@ class TrainConfig:
                                  "(default: on in the staged recipe, off in the direct one)", default=None)
     huber_delta: float = _help("score task: Huber loss delta", default=1.0)
     head_dropout: float = _help("score task: dropout before the regression layer", default=0.5)
+    head: str | None = _help("classify task: linear | cosine | knn (1-nearest-neighbour over an embedding trained "
+                             "by metric learning) (default: linear; cosine with --imbalance ldam-drw)", default=None)
+    imbalance: str = _help("classify task, long-tailed classes: none | class-balanced | ldam-drw | balanced-softmax | "
+                           "crt | tau-norm | auto (chooses none, crt or tau-norm on the validation split)",
+                           default="auto")
+    label_smoothing: float = _help("classify task: label smoothing of the cross-entropy", default=0.1)
+    mixup: float = _help("classify task: mixup's Beta(a, a) parameter (0: off)", default=0.0)
+    cutmix: float = _help("classify task: cutmix's Beta(a, a) parameter (0: off; with --mixup, one of the two per "
+                          "batch)", default=0.0)
     seed: int = _help("random seed: the same seed gives the same weights", default=0)
     workers: int = _help("data-loading worker processes", default=1)
     threads: int | None = _help("torch CPU threads (default: all cores)", default=None)
@@ -150,13 +163,13 @@ class TrainConfig:
             self.backbone = source["name"]
         elif self.backbone is None:
             # The task's default architecture; options the user set (say --width) are kept.
-            for name, value in DEFAULT_BACKBONE["score" if score else "embed"].items():
+            for name, value in DEFAULT_BACKBONE[self.task if self.task in DEFAULT_BACKBONE else "embed"].items():
                 if name == "backbone" or getattr(self, name) is None:
                     setattr(self, name, value)
         if self.backbone not in list_backbones():
             raise ConfigError(f"--backbone must be one of {', '.join(list_backbones())}, not {self.backbone!r}")
         if self.split_by is None:
-            self.split_by = "image" if score else "class"
+            self.split_by = "class" if self.task == "embed" else "image"
         options = backbone_options(self.backbone)
         if source is not None:
             self._check_init(source)
@@ -179,10 +192,12 @@ class TrainConfig:
                 raise ConfigError(f"{flag(name)} is not an option of --backbone {self.backbone}")
         if score and self.split_by != "image":
             raise ConfigError("--split-by must be image for --task score (scores have no classes to hold out)")
+        if self.task == "classify":
+            self._validate_classify()
         if self.activation is not None and self.activation not in ACTIVATIONS:
             raise ConfigError(f"--activation must be one of {', '.join(ACTIVATIONS)}, not {self.activation!r}")
         choices = {
-            "task": ("embed", "score"),
+            "task": TASKS,
             "recipe": ("staged", "direct"),
             "backbone": tuple(list_backbones()),
             "loss": LOSSES,
@@ -235,6 +250,30 @@ class TrainConfig:
         if self.search_trials is not None and self.search_trials < 1:
             raise ConfigError(f"--search-trials must be at least 1, not {self.search_trials}")
         return self
+
+    def _validate_classify(self) -> None:
+        from finegrain.models.classifier import HEADS
+
+        if self.split_by != "image":
+            raise ConfigError("--split-by must be image for --task classify (validation needs the training classes)")
+        if self.imbalance not in IMBALANCE:
+            raise ConfigError(f"--imbalance must be one of {', '.join(IMBALANCE)}, not {self.imbalance!r}")
+        if self.head is None:
+            self.head = "cosine" if self.imbalance == "ldam-drw" else "linear"
+        if self.head not in (*HEADS, "knn"):
+            raise ConfigError(f"--head must be one of {', '.join(HEADS)}, knn, not {self.head!r}")
+        if self.imbalance == "ldam-drw" and self.head != "cosine":
+            raise ConfigError("--imbalance ldam-drw puts its margins on cosine logits: use --head cosine")
+        if self.head == "knn" and self.imbalance not in ("auto", "none"):
+            raise ConfigError(f"--head knn has no classifier weights for --imbalance {self.imbalance}: use a linear "
+                              "or cosine head")
+        if self.time_budget is not None:
+            raise ConfigError("--time-budget searches embedding and scoring settings; --task classify has no search "
+                              "space yet: drop --time-budget")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"--label-smoothing must be in [0, 1), not {self.label_smoothing}")
+        if self.mixup < 0 or self.cutmix < 0:
+            raise ConfigError("--mixup and --cutmix must be 0 (off) or positive")
 
     def epochs_for(self, images: int) -> int:
         """``--epochs``, or by default enough epochs for about ``AUTO_IMAGES`` training images, 10 to 60."""

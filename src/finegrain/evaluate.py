@@ -1,13 +1,18 @@
 """``finegrain eval``: retrieval metrics and a grid PNG for embedding models; correlation, error and a scatter
-PNG for scoring models (the model file says which it is)."""
+PNG for scoring models; top-1/top-5/mean per-class accuracy and a confusion matrix for classifiers (the model
+file says which it is)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+
+from finegrain.classify import Classifier
 from finegrain.data import prepare, read_source
 from finegrain.encoders import Encoder, load_encoder
+from finegrain.eval.classification import classification_metrics, confusion_png, per_class_table
 from finegrain.eval.grid import retrieval_grid
 from finegrain.eval.regression import regression_metrics, scatter_png
 from finegrain.eval.retrieval import retrieval_metrics
@@ -30,6 +35,8 @@ def evaluate_run(
     """
     encoder = load_encoder(run, tta=tta)
     out_dir = Path(out) if out else (Path(run) if Path(run).is_dir() else Path(run).parent) / "eval"
+    if encoder.manifest.get("classifier"):
+        return _evaluate_classes(run, data, root, out_dir, skip_bad, progress)
     if encoder.output == "score":
         return _evaluate_scores(encoder, data, root, out_dir, skip_bad, progress)
     prepared = prepare(read_source(data, root, kind="label"), encoder.image_size, task="embed", skip_bad=skip_bad,
@@ -52,5 +59,36 @@ def _evaluate_scores(scorer: Encoder, data: Path | str, root: Path | str | None,
     metrics: dict = regression_metrics(predicted, prepared.scores)
     metrics.update({"images": len(prepared.records), "tta": list(scorer.tta)})
     metrics["scatter_png"] = str(scatter_png(predicted, prepared.scores, out_dir / "scatter.png"))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _evaluate_classes(run: Path | str, data: Path | str, root: Path | str | None, out_dir: Path, skip_bad: bool,
+                      progress: bool) -> dict:
+    """top1, top5, mean per-class accuracy, a per-class CSV and the confusion matrix of a classifier.
+
+    Images of classes the model was not trained on cannot be right or wrong: they are left out and counted."""
+    classifier = Classifier.load(run)
+    prepared = prepare(read_source(data, root, kind="label"), classifier.image_size, task="embed", min_per_class=1,
+                       skip_bad=skip_bad, progress=progress)
+    index = {name: i for i, name in enumerate(classifier.classes)}
+    labels = np.asarray([index.get(prepared.classes[k], -1) for k in prepared.labels], dtype=np.int64)
+    known = np.flatnonzero(labels >= 0)
+    probabilities = classifier.probabilities(prepared.images.array()[known])
+    labels = labels[known]
+    metrics: dict = classification_metrics(probabilities, labels)
+    unknown = sorted({prepared.classes[k] for k in prepared.labels} - set(index))
+    metrics.update({"images": len(known), "classes": len(np.unique(labels)), "head": classifier.info["head"],
+                    "imbalance": classifier.info.get("applied", {}).get("method")})
+    if unknown:
+        metrics["left_out"] = {"images": len(prepared.records) - len(known), "unknown_classes": unknown[:20]}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = per_class_table(probabilities, labels, classifier.classes, np.asarray(classifier.info["train_counts"]))
+    csv = "class,images,accuracy,train_images\n" + "".join(
+        f"{r['class']},{r['images']},{r['accuracy']},{r['train_images']}\n" for r in rows)
+    atomic_write_text(out_dir / "per_class.csv", csv)
+    metrics["per_class_csv"] = str(out_dir / "per_class.csv")
+    metrics["confusion_png"] = str(confusion_png(probabilities.argmax(axis=1), labels, classifier.classes,
+                                                 out_dir / "confusion.png"))
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from finegrain.cli import (  # noqa: F401  (each module registers its commands)
+    classify,
     explain,
     faces,
     fewshot,

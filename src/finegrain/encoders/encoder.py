@@ -91,6 +91,11 @@ class Encoder:
 
         Memory stays at one batch of images however many there are; OpenCV releases the GIL while decoding.
         """
+        for part in self.load_paths(paths, batch_size):
+            yield Encoded(part.paths, self.encode_array(part.vectors if len(part.paths) else []), part.problems)
+
+    def load_paths(self, paths: Sequence[Path], batch_size: int | None = None) -> Iterator[Encoded]:
+        """``encode_paths`` before the network: each batch's decoded images (uint8 N×S×S×3) in ``vectors``."""
         size = batch_size or self.batch_size
         with ThreadPoolExecutor(max_workers=2) as pool:
             for start in range(0, len(paths), size):
@@ -98,8 +103,9 @@ class Encoder:
                 results = list(pool.map(lambda p: _load_resized(p, self.image_size), chunk))
                 good = [(p, img) for p, img in zip(chunk, results) if not isinstance(img, Problem)]
                 problems = [img for img in results if isinstance(img, Problem)]
-                vectors = self.encode_array(np.stack([img for _, img in good]) if good else [])
-                yield Encoded([p for p, _ in good], vectors, problems)
+                images = (np.stack([img for _, img in good]) if good
+                          else np.zeros((0, self.image_size, self.image_size, 3), np.uint8))
+                yield Encoded([p for p, _ in good], images, problems)
 
     def encode_files(self, paths: Sequence[Path | str], skip_bad: bool = False, progress: bool = True,
                      what: str = "images") -> Encoded:

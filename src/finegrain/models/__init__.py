@@ -2,8 +2,10 @@
 
 from finegrain.models import backbones as _backbones  # noqa: F401  (registers the backbones)
 from finegrain.models.backbone import Backbone
+from finegrain.models.classifier import ClassifierHead
 from finegrain.models.heads import EmbeddingHead, GeM, RegressionHead
 from finegrain.models.model import (
+    ClassifierModel,
     EmbeddingModel,
     ScoringModel,
     create_model,
@@ -15,6 +17,8 @@ from finegrain.models.registry import create_backbone, list_backbones, register_
 
 __all__ = [
     "Backbone",
+    "ClassifierHead",
+    "ClassifierModel",
     "EmbeddingHead",
     "EmbeddingModel",
     "GeM",

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from finegrain.artifact import read_artifact, write_artifact
 from finegrain.errors import ConfigError, FinegrainError
 from finegrain.models.backbone import Backbone
+from finegrain.models.classifier import ClassifierHead
 from finegrain.models.heads import EmbeddingHead, RegressionHead
 from finegrain.models.registry import create_backbone
 
@@ -64,6 +65,22 @@ class ScoringModel(BackboneWithHead):
         return {"kind": "score", "backbone": self.backbone.config(), "head": self.head.config()}
 
 
+class ClassifierModel(BackboneWithHead):
+    """Images -> unit-norm pooled features (``forward``, an embedding) or class logits (``logits``)."""
+
+    head: ClassifierHead
+
+    @property
+    def embedding_size(self) -> int:
+        return self.head.embedding_size
+
+    def logits(self, x: Tensor) -> Tensor:
+        return self.head.logits(self.backbone.forward_features(x))
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": "classifier", "backbone": self.backbone.config(), "head": self.head.config()}
+
+
 def create_model(
     name: str, embedding_size: int = 128, pooling: str = "gem", dropout: float = 0.0, **backbone_kw: Any
 ) -> EmbeddingModel:
@@ -76,7 +93,7 @@ def create_model(
     return EmbeddingModel(backbone, head)
 
 
-def model_from_config(cfg: dict[str, Any]) -> EmbeddingModel | ScoringModel:
+def model_from_config(cfg: dict[str, Any]) -> EmbeddingModel | ScoringModel | ClassifierModel:
     """Rebuild the architecture a model's ``config()`` describes (weights are not part of it)."""
     if not isinstance(cfg, dict) or not all(isinstance(cfg.get(k), dict) for k in ("backbone", "head")):
         raise ConfigError("model config must be a dict with 'backbone' and 'head' dicts")
@@ -86,9 +103,11 @@ def model_from_config(cfg: dict[str, Any]) -> EmbeddingModel | ScoringModel:
     backbone = create_backbone(backbone_cfg.pop("name"), **backbone_cfg)
     head_cfg = dict(cfg["head"])
     kind = cfg.get("kind", "embedding")
-    if kind == "score":
+    if kind in ("score", "classifier"):
+        model_class, head_class = {"score": (ScoringModel, RegressionHead),
+                                   "classifier": (ClassifierModel, ClassifierHead)}[kind]
         try:
-            return ScoringModel(backbone, RegressionHead(**head_cfg))
+            return model_class(backbone, head_class(**head_cfg))
         except TypeError as e:
             raise ConfigError(f"model config: bad head options: {e}") from e
     if kind != "embedding":
@@ -109,17 +128,20 @@ def model_from_config(cfg: dict[str, Any]) -> EmbeddingModel | ScoringModel:
 
 
 def model_kind(model: nn.Module) -> str:
-    """The artifact kind of a model: ``score`` for a ScoringModel, ``embedding`` otherwise."""
+    """The artifact kind of a model: ``score`` for a ScoringModel, ``embedding`` otherwise (a classifier's file
+    is an embedding model's too: its pooled features are its embedding)."""
     return "score" if isinstance(model, ScoringModel) else "embedding"
 
 
-def save_model(model: EmbeddingModel | ScoringModel, path: str | os.PathLike[str], preprocessing: dict[str, Any],
-               **fields: Any) -> Path:
+def save_model(model: EmbeddingModel | ScoringModel | ClassifierModel, path: str | os.PathLike[str],
+               preprocessing: dict[str, Any], tensors: dict[str, Tensor] | None = None, **fields: Any) -> Path:
     """Write the model as an artifact (atomically): weights under ``model.``, its architecture and
-    ``preprocessing`` in the manifest, plus any other manifest ``fields`` (thresholds, train_config, ...)."""
+    ``preprocessing`` in the manifest, plus any other manifest ``fields`` (thresholds, train_config, ...) and
+    ``tensors`` (named outside ``model.``, such as a 1-NN classifier's gallery)."""
     manifest = {"kind": model_kind(model), "architecture": model.config(), "preprocessing": dict(preprocessing),
                 "normalizer": None, "thresholds": {}, "tta": [], **fields}
-    return write_artifact(path, manifest, {f"model.{k}": v for k, v in model.state_dict().items()})
+    weights = {f"model.{k}": v for k, v in model.state_dict().items()}
+    return write_artifact(path, manifest, weights | dict(tensors or {}))
 
 
 def model_from_manifest(manifest: dict[str, Any], state: dict[str, Tensor],

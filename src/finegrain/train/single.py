@@ -12,6 +12,7 @@ from finegrain.encoders import MODEL_FILE
 from finegrain.errors import ConfigError
 from finegrain.models import load_model, save_model
 from finegrain.train.build import build_embedding_model
+from finegrain.train.classify_recipe import train_classifier
 from finegrain.train.embed_task import EmbedTask
 from finegrain.train.fit import fit, say
 from finegrain.train.score_recipe import train_scorer
@@ -31,12 +32,14 @@ def train_run(cfg: TrainConfig, resume: bool = False, quiet: bool = False, tenso
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
     train_data, val_data = prepare_splits(cfg, quiet)
-    if cfg.task == "embed":
+    if cfg.task == "embed" or cfg.head == "knn":
         cfg = fit_batch_to_classes(cfg, len(train_data.classes), quiet)
     if cfg.epochs is None:  # the saved configuration says how many epochs the data asked for
         cfg = dataclasses.replace(cfg, epochs=cfg.epochs_for(len(train_data.records)))
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / CONFIG_FILE)
+    if cfg.task == "classify":
+        return train_classifier(cfg, train_data, val_data, resume, quiet, tensorboard, deadline, epoch_hooks)
     if cfg.task == "score":
         return train_scorer(cfg, train_data, val_data, resume, quiet, tensorboard, deadline, epoch_hooks, warm_start)
     model = load_model(warm_start)[0].train() if warm_start else build_embedding_model(cfg)
@@ -89,7 +92,8 @@ def prepare_splits(cfg: TrainConfig, quiet: bool) -> tuple[PreparedData, Prepare
     Scores are held out stratified by score bin (``--bin-width``), so validation sees the whole range.
     """
     # An embedding's list file holds labels even when they are numbers (class ids); a scorer's holds scores.
-    records = read_source(cfg.data, cfg.root, kind="label" if cfg.task == "embed" else "score")
+    labelled = cfg.task != "score"
+    records = read_source(cfg.data, cfg.root, kind="label" if labelled else "score")
     val, note = feasible_val(records, cfg)
     if note:
         say(f"note: {note}", quiet)
@@ -98,14 +102,16 @@ def prepare_splits(cfg: TrainConfig, quiet: bool) -> tuple[PreparedData, Prepare
     cache = Path(cfg.cache_dir) if cfg.cache_dir else None
 
     def load(part: str) -> PreparedData:
-        return prepare(splits[part], cfg.image_size, cache_dir=cache, task=cfg.task, skip_bad=cfg.skip_bad,
+        # A classifier learns a class from one image too; metric learning needs two (a positive pair).
+        return prepare(splits[part], cfg.image_size, cache_dir=cache, task="embed" if labelled else "score",
+                       min_per_class=1 if cfg.task == "classify" else 2, skip_bad=cfg.skip_bad,
                        progress=cfg.progress)
 
     train_data = load("train")
     val_data = load("val") if splits.get("val") else None
     for note in train_data.notes + (val_data.notes if val_data else []):
         say(f"note: {note}", quiet)
-    what = f" of {len(train_data.classes)} classes" if cfg.task == "embed" else " with scores"
+    what = f" of {len(train_data.classes)} classes" if labelled else " with scores"
     say(f"training on {len(train_data.records)} images{what}"
         + (f", validating on {len(val_data.records)} images" if val_data else ""), quiet)
     return train_data, val_data

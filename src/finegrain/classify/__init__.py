@@ -1,0 +1,5 @@
+"""Using a classification model: class probabilities for images (``Classifier``)."""
+
+from finegrain.classify.predictor import Classifier, Predictions
+
+__all__ = ["Classifier", "Predictions"]
