@@ -40,7 +40,7 @@ def evaluate_run(
     if encoder.output == "score":
         return _evaluate_scores(encoder, data, root, out_dir, skip_bad, progress)
     prepared = prepare(read_source(data, root, kind="label"), encoder.image_size, task="embed", skip_bad=skip_bad,
-                       progress=progress)
+                       progress=progress, faces=encoder.face_cropper)
     images = prepared.images.array()
     emb = encoder.encode_array(images)
     metrics = retrieval_metrics(emb, prepared.labels)
@@ -54,7 +54,7 @@ def evaluate_run(
 def _evaluate_scores(scorer: Encoder, data: Path | str, root: Path | str | None, out_dir: Path, skip_bad: bool,
                      progress: bool) -> dict:
     prepared = prepare(read_source(data, root, kind="score"), scorer.image_size, task="score", skip_bad=skip_bad,
-                       progress=progress)
+                       progress=progress, faces=scorer.face_cropper)
     predicted = scorer.encode_array(prepared.images.array())
     metrics: dict = regression_metrics(predicted, prepared.scores)
     metrics.update({"images": len(prepared.records), "tta": list(scorer.tta)})
@@ -70,7 +70,7 @@ def _evaluate_classes(run: Path | str, data: Path | str, root: Path | str | None
     Images of classes the model was not trained on cannot be right or wrong: they are left out and counted."""
     classifier = Classifier.load(run)
     prepared = prepare(read_source(data, root, kind="label"), classifier.image_size, task="embed", min_per_class=1,
-                       skip_bad=skip_bad, progress=progress)
+                       skip_bad=skip_bad, progress=progress, faces=classifier.encoder.face_cropper)
     index = {name: i for i, name in enumerate(classifier.classes)}
     labels = np.asarray([index.get(prepared.classes[k], -1) for k in prepared.labels], dtype=np.int64)
     known = np.flatnonzero(labels >= 0)

@@ -97,15 +97,16 @@ def test_remove_and_info(tmp_path, class_folder, models, capsys):
     assert "RUN GALLERY" in capsys.readouterr().err
 
 
-def _count(index) -> int:
-    info = index / "index.json"
-    return json.loads(info.read_text())["count"] if info.exists() else 0
+def _pending(index) -> int:
+    state = index / ".pending" / "journal.json"
+    return json.loads(state.read_text())["count"] if state.exists() else 0
 
 
 @pytest.mark.slow
-def test_sigkill_while_indexing_leaves_a_consistent_index_that_resumes(tmp_path, class_folder_factory, models):
-    """Real SIGKILLs of `finegrain index` (saving every 3 images), each a moment after it saved progress, so
-    some land mid-save: the index always loads with as many vectors as metadata rows, and a rerun completes it."""
+def test_sigkill_while_indexing_resumes_where_it_stopped(tmp_path, class_folder_factory, models):
+    """Real SIGKILLs of `finegrain index` (checkpointing every 3 images), each a moment after a checkpoint, so
+    some land mid-write: the journal keeps every checkpointed image, nothing half-built is ever searchable, and a
+    rerun embeds only the rest and completes with every image exactly once."""
     gallery = class_folder_factory(tmp_path / "gallery", classes=30, per_class=10, size=48)
     index = tmp_path / "idx"
     cmd = [sys.executable, "-m", "finegrain.cli", "index", str(models[0]), str(gallery), "--out", str(index),
@@ -114,22 +115,24 @@ def test_sigkill_while_indexing_leaves_a_consistent_index_that_resumes(tmp_path,
     rng = np.random.default_rng(0)
     counts = []
     for _ in range(4):
-        before = _count(index)
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        before = _pending(index)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         deadline = time.time() + 120
-        while _count(index) <= before and proc.poll() is None and time.time() < deadline:
+        while _pending(index) <= before and proc.poll() is None and time.time() < deadline:
             time.sleep(0.002)
         time.sleep(rng.uniform(0, 0.02))
-        assert proc.poll() is None, "the run finished before it could be killed"
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()}"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        loaded = GalleryIndex.load(index)
-        assert loaded.index.ntotal == len(loaded.meta) == _count(index)
-        counts.append(len(loaded))
+        proc.stderr.close()
+        assert not GalleryIndex.exists(index)  # the searchable index switches once, at the end
+        counts.append(_pending(index))
     assert counts == sorted(counts) and 0 < counts[-1] < 300  # progress is kept from kill to kill
-    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    summary = json.loads(subprocess.run(cmd, check=True, capture_output=True, env=env).stdout)
+    assert summary["resumed"] == counts[-1] and summary["added"] == summary["total"] == 300
     final = GalleryIndex.load(index)
     assert len(final) == 300 and len({m["path"] for m in final.meta}) == 300
-    assert np.allclose(_self_hits(index, gallery / "class00"), 1.0, atol=1e-5)
-    assert sorted(p.name for p in index.iterdir() if p.name.startswith(("gen-", ".gen-"))) == [
+    assert {m["path"] for m in final.meta} == {str(p.resolve()) for p in gallery.rglob("*.png")}
+    assert np.allclose(_self_hits(index, gallery), 1.0, atol=1e-5)  # each image's vector is its own
+    assert sorted(p.name for p in index.iterdir() if p.name.startswith(("gen-", ".gen-", ".pending"))) == [
         f"gen-{final.generation:06d}"]

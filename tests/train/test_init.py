@@ -65,3 +65,23 @@ def test_an_incompatible_backbone_or_a_non_model_is_refused_in_one_line(tmp_path
 
     assert main(["train", str(class_folder), "--init", str(bundled_detector_path()), "--out", str(tmp_path / "z")]) == 2
     assert "detector file, not a model" in capsys.readouterr().err
+
+
+def test_init_face_loads_the_bundled_face_model(tmp_path, class_folder):
+    """``--init face``: the backbone of the face model shipped in the package, copied exactly."""
+    from finegrain.encoders.loader import bundled_model_path
+
+    bundled = bundled_model_path("face")
+    assert bundled.is_file(), "the bundled face model is missing: scripts/make_face_model.py rebuilds it"
+    out = tmp_path / "cls"
+    assert main(["train", str(class_folder), "--task", "classify", "--init", "face", "--out", str(out),
+                 "--epochs", "1", "--backbone-lr-scale", "0", "--threads", "1", "--workers", "0", "--no-progress",
+                 "--val", "0"]) == 0
+    assert torch.equal(_first_conv(out / "model.safetensors"), _first_conv(bundled))
+    assert load_model(out / "model.safetensors")[1]["architecture"]["kind"] == "classifier"
+
+
+def test_a_model_command_takes_the_bundled_face_model_by_name(class_folder, capsys):
+    a, b = sorted(class_folder.rglob("*.png"))[:2]
+    assert main(["verify", "face", str(a), str(b), "--json"]) == 0
+    assert "same" in json.loads(capsys.readouterr().out)

@@ -19,18 +19,28 @@ from finegrain.errors import ConfigError
          arg("--reembed", action="store_true",
              help="rebuild the whole index with RUN (the items already in it, and GALLERY's)"),
          arg("--save-every", type=int, default=20_000,
-             help="save progress after this many new images, so a killed run keeps them (default: 20000)"),
+             help="checkpoint progress after this many new images, so a killed run keeps them (default: 20000)"),
+         arg("--index-type", metavar="TYPE",
+             help="faiss index for a new index: flat (exact; default), ivf (k-means lists, trained on a sample), "
+                  "ivfpq (ivf with compressed vectors), hnsw (graph); an existing index keeps its type"),
          arg("--remove", nargs="+", metavar="PATH", help="remove these images (a folder: all under it) from --out"),
          arg("--info", metavar="INDEX", help="print an index's model, size, TTA and label counts"),
          description="finegrain index RUN GALLERY --out IDX  embeds GALLERY's images not yet in IDX.  "
                      "finegrain index --out IDX --remove PATH...  removes items.  finegrain index --info IDX  "
                      "describes it. An index only ever holds one model's vectors: extending it with another "
-                     "model is refused (--reembed rebuilds it). Every save is atomic.")
+                     "model is refused (--reembed rebuilds it). Every save is atomic; new vectors stream to disk "
+                     "and a killed run's rerun carries on where it stopped.")
 def index_command(run: str | None = None, gallery: str | None = None, out: str | None = None,
                   root: str | None = None, batch_size: int = 256, tta: str | None = None, reembed: bool = False,
-                  save_every: int = 20_000, remove: list[str] | None = None, info: str | None = None) -> int:
+                  save_every: int = 20_000, remove: list[str] | None = None, info: str | None = None,
+                  index_type: str | None = None) -> int:
     from finegrain.index.build import index_gallery, index_info, remove_from_index
+    from finegrain.index.kinds import check_type
 
+    if index_type is not None:
+        check_type(index_type)
+        if info is not None or remove:
+            raise ConfigError("--index-type applies when building an index (RUN GALLERY --out INDEX)")
     if info is not None:
         if run or gallery or out or remove:
             raise ConfigError("--info INDEX takes no other arguments")
@@ -45,7 +55,7 @@ def index_command(run: str | None = None, gallery: str | None = None, out: str |
         if save_every < 1:
             raise ConfigError(f"--save-every must be at least 1, not {save_every}")
         result = index_gallery(run, gallery, out, root=root, batch_size=batch_size, tta=tta, reembed=reembed,
-                               save_every=save_every)
+                               save_every=save_every, index_type=index_type)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -54,12 +64,20 @@ def index_command(run: str | None = None, gallery: str | None = None, out: str |
          arg("index", help="index folder made by 'finegrain index'"),
          arg("queries", nargs="+", help="query images (files or folders)"),
          arg("-k", type=int, default=20, help="matches per query (default: 20)"),
-         arg("--json", dest="as_json", action="store_true", help="print JSON"))
-def search_command(index: str, queries: list[str], k: int = 20, as_json: bool = False) -> int:
+         arg("--shard", action="append", metavar="INDEX",
+             help="another index searched with INDEX as one gallery (same model and TTA; repeatable)"),
+         arg("--nprobe", type=int, help="ivf/ivfpq: lists scanned per query (default: the index's, ~nlist/64)"),
+         arg("--ef-search", type=int, help="hnsw: candidates visited per query (default: the index's, 128)"),
+         arg("--json", dest="as_json", action="store_true", help="print JSON"),
+         description="More --nprobe or --ef-search: higher recall, slower search; a flat index is exact.")
+def search_command(index: str, queries: list[str], k: int = 20, as_json: bool = False,
+                   shard: list[str] | None = None, nprobe: int | None = None, ef_search: int | None = None) -> int:
     from finegrain.data.sources import expand_images
     from finegrain.index.build import search_index
 
-    results = search_index(index, expand_images(queries), k=k)
+    if k < 1:
+        raise ConfigError(f"-k must be at least 1, not {k}")
+    results = search_index([index, *(shard or [])], expand_images(queries), k=k, nprobe=nprobe, ef_search=ef_search)
     if as_json:
         print(json.dumps(results, indent=2))
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from finegrain.cli.registry import arg, command, config_args
@@ -20,7 +21,8 @@ def train_command(resume: bool = False, override: bool = False, **settings) -> i
 
     cfg = TrainConfig(**settings)
     result = train(cfg.validate(), resume=resume, given=settings, override=override)
-    print(json.dumps(result.summary(), indent=2))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary: rank 0's
+        print(json.dumps(result.summary(), indent=2))
     return 0
 
 

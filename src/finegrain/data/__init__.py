@@ -6,7 +6,7 @@ from finegrain.data.cached_images import CachedImages
 from finegrain.data.dataset import ImageDataset, worker_init_fn
 from finegrain.data.images import ImageError, decode_image, resize_square
 from finegrain.data.records import Record
-from finegrain.data.samplers import BalancedBinSampler, PKSampler, bin_scores
+from finegrain.data.samplers import BalancedBinSampler, PKSampler, ShardedBatchSampler, bin_scores
 from finegrain.data.sources import IMAGE_EXTENSIONS, read_folder, read_list, read_manifest, read_source
 from finegrain.data.split import split_positions, split_records
 from finegrain.data.validate import PreparedData, prepare
@@ -20,6 +20,7 @@ __all__ = [
     "ImageDataset",
     "ImageError",
     "PKSampler",
+    "ShardedBatchSampler",
     "PreparedData",
     "Record",
     "bin_scores",

@@ -3,6 +3,8 @@
 Layout in the cache folder, per image size S:
   images_S.u8    append-only rows of S*S*3 uint8 (RGB), read through np.memmap;
   index_S.json   {content key: [row, width, height]}, replaced atomically after rows are appended.
+Face crops (``crop``) live in ``images_S_face<margin>.u8`` beside them, their entries with a 4th value: 1 when
+a face was found, 0 when the image was kept whole.
 The key is a hash of the file's bytes, so an edited file invalidates itself and duplicate files share
 a row. Rows are never rewritten or truncated, so readers holding an older index stay valid while
 another process appends; writers serialise on a lock file (where fcntl exists).
@@ -65,6 +67,7 @@ class DecodeCache:
         min_side: int = DEFAULT_MIN_SIDE,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         workers: int | None = None,
+        crop=None,
     ):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.image_size = int(image_size)
@@ -73,9 +76,12 @@ class DecodeCache:
         # cv2 releases the GIL while decoding, so threads scale without pickling images between processes.
         self.workers = workers or min(8, os.cpu_count() or 1)
         self.row_bytes = self.image_size * self.image_size * 3
-        self.data_path = self.cache_dir / f"images_{self.image_size}.u8"
-        self.index_path = self.cache_dir / f"index_{self.image_size}.json"
-        self._lock_path = self.cache_dir / f"lock_{self.image_size}"
+        # ``crop`` (a MainFaceCropper): rows are face crops, kept apart from plain rows of the same size.
+        self.crop = crop
+        name = f"{self.image_size}_{crop.key}" if crop is not None else f"{self.image_size}"
+        self.data_path = self.cache_dir / f"images_{name}.u8"
+        self.index_path = self.cache_dir / f"index_{name}.json"
+        self._lock_path = self.cache_dir / f"lock_{name}"
 
     # -- public -----------------------------------------------------------------------------------
     def load(self, paths: Sequence[Path | str], progress: bool = True) -> CachedImages:
@@ -98,14 +104,14 @@ class DecodeCache:
             if missing:
                 self._decode_missing(pool, paths, keys, missing, index, problems, progress)
 
-        rows, good, positions = [], [], []
+        rows, good, positions, uncropped = [], [], [], []
         for i, key in enumerate(keys):
             if i in problems:
                 continue
             if key not in index:  # changed between hashing and decoding; its new key got the row
                 problems[i] = Problem(paths[i], "file changed while loading; run again")
                 continue
-            row, width, height = index[key]
+            row, width, height = index[key][:3]
             # Re-checked on every load: the file may have been cached under looser limits.
             reason = size_problem(width, height, self.min_side, self.max_pixels)
             if reason:
@@ -113,6 +119,8 @@ class DecodeCache:
                 continue
             rows.append(row)
             good.append(paths[i])
+            if self.crop is not None and not index[key][3]:
+                uncropped.append(paths[i])
             positions.append(i)
         return CachedImages(
             self.data_path,
@@ -121,6 +129,7 @@ class DecodeCache:
             paths=good,
             indices=np.asarray(positions, dtype=np.int64),
             problems=[problems[i] for i in sorted(problems)],
+            without_face=uncropped,
         )
 
     # -- decoding ---------------------------------------------------------------------------------
@@ -130,18 +139,23 @@ class DecodeCache:
         except ImageError as e:
             return None, e.problem
 
-    def _decode(self, path: Path) -> tuple[str, np.ndarray, int, int] | Problem:
+    def _decode(self, path: Path) -> tuple[str, np.ndarray, int, int, list[int]] | Problem:
         try:
             data = read_file(path)
-            img = decode_image(
-                path, data, min_side=self.min_side, max_pixels=self.max_pixels, target_size=self.image_size
-            )
+            # A face is found at full resolution; a reduced decode is only for plain resizing.
+            img = decode_image(path, data, min_side=self.min_side, max_pixels=self.max_pixels,
+                               target_size=None if self.crop is not None else self.image_size)
         except ImageError as e:
             return e.problem
         # Full size for the limits; a reduced JPEG decode hides it, the header does not.
         width, height = header_size(data) or (img.shape[1], img.shape[0])
+        if self.crop is not None:
+            row, found = self.crop.crop(img, self.image_size)
+            extra = [int(found)]
+        else:
+            row, extra = resize_square(img, self.image_size), []
         # Re-hash: the file may have changed since the first pass; the row must match these bytes.
-        return content_key(data), resize_square(img, self.image_size), width, height
+        return content_key(data), row, width, height, extra
 
     def _decode_missing(self, pool, paths, keys, missing, index, problems, progress) -> None:
         todo = list(missing.values())
@@ -164,8 +178,8 @@ class DecodeCache:
                 bar.update(len(chunk))
                 if decoded:
                     first_row = self._append(np.stack([r[1] for _, r in decoded]))
-                    for n, (i, (key, _, width, height)) in enumerate(decoded):
-                        added[key] = index[key] = [first_row + n, width, height]
+                    for n, (i, (key, _, width, height, extra)) in enumerate(decoded):
+                        added[key] = index[key] = [first_row + n, width, height, *extra]
                         keys[i] = key
         # Duplicates of a file that failed to decode share its problem.
         failed = {keys[i]: problems[i].reason for i in todo if i in problems}

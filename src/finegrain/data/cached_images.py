@@ -23,6 +23,7 @@ class CachedImages:
         paths: list[Path],
         indices: np.ndarray,
         problems: list[Problem],
+        without_face: list[Path] | None = None,
     ):
         self.data_path = Path(data_path)
         self.image_size = image_size
@@ -30,6 +31,7 @@ class CachedImages:
         self.paths = list(paths)
         self.indices = np.asarray(indices, dtype=np.int64)
         self.problems = list(problems)
+        self.without_face = list(without_face or [])  # face crops asked for, none found: the images kept whole
         self._memmap: np.ndarray | None = None
 
     def __len__(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from pytorch_metric_learning.samplers import MPerClassSampler
@@ -100,3 +100,30 @@ class BalancedBinSampler(Sampler[int]):
         which = rng.integers(len(self.members), size=self.num_samples)
         picks = [int(self.members[b][rng.integers(len(self.members[b]))]) for b in which]
         return iter(picks)
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """One rank's share of another batch sampler's batches, for multi-process training.
+
+    Every rank builds the same global sequence of batches (the base sampler is seeded alike on all ranks) and
+    keeps batches ``rank, rank + world, rank + 2 * world, ...``: no two ranks draw the same batch, and an index the
+    base sampler draws once per epoch is drawn once across all ranks. Each rank yields exactly ``steps`` batches
+    so that all ranks take the same number of optimiser steps (gradients are averaged across them at each one);
+    only when the base sequence is shorter than ``steps * world`` does it wrap around.
+    """
+
+    def __init__(self, batches: Iterable[list[int]], rank: int, world: int, steps: int):
+        if world < 1 or not 0 <= rank < world:
+            raise ConfigError(f"rank {rank} is not a rank of a world of {world} processes")
+        if steps < 1:
+            raise ConfigError(f"a rank needs at least one batch per epoch, got {steps}")
+        self.batches, self.rank, self.world, self.steps = batches, rank, world, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = [list(b) for b in self.batches]
+        if not batches:
+            raise ConfigError("the training sampler drew no batch this epoch")
+        return iter(batches[(self.rank + self.world * i) % len(batches)] for i in range(self.steps))

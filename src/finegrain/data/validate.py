@@ -76,11 +76,14 @@ def prepare(
     min_per_class: int = 2,
     skip_bad: bool = False,
     progress: bool = True,
+    faces=None,
 ) -> PreparedData:
     """Decode (through the cache) and check everything; raise one DataError listing every bad file.
 
     skip_bad=True drops bad files instead and says so in `notes`. For task "embed", classes with
     fewer than `min_per_class` images are dropped with a note (they cannot form a positive pair).
+    ``faces`` (a ``MainFaceCropper``): each image becomes a crop of its main face; those without one are kept
+    whole, with a note.
     """
     if task not in TASKS:
         raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -92,7 +95,7 @@ def prepare(
         what = "labels" if task == "embed" else "scores"
         raise DataError(f"task '{task}' needs {what}, but none of the {len(records)} inputs has one")
 
-    images = DecodeCache(cache_dir, image_size).load([r.path for r in records], progress=progress)
+    images = DecodeCache(cache_dir, image_size, crop=faces).load([r.path for r in records], progress=progress)
     bad: dict[int, Problem] = {i: p for i, p in enumerate(targets) if p is not None}
     loaded = set(images.indices.tolist())
     image_problems = iter(images.problems)
@@ -102,6 +105,9 @@ def prepare(
             # One line per file, with every reason, so a single fix round is enough.
             bad[i] = Problem(problem.path, f"{bad[i].reason}; {problem.reason}") if i in bad else problem
     notes: list[str] = []
+    if images.without_face:
+        notes.append(f"no face found in {_count(len(images.without_face), 'image')} of {len(records)}, used whole: "
+                     + _name_list([Path(p).name for p in images.without_face]))
     if bad:
         problems = [bad[i] for i in sorted(bad)]
         if not skip_bad:

@@ -18,6 +18,7 @@ import torch
 
 from finegrain.artifact import tensors_under
 from finegrain.data.images import decode_image, resize_square
+from finegrain.devices import model_device
 from finegrain.encoders.normalize import FeatureNormalizer
 from finegrain.encoders.preprocess import Preprocess
 from finegrain.encoders.tta import forward_with_tta, parse_tta
@@ -43,6 +44,7 @@ class Encoder:
     output: str  # "embedding" (unit vectors) | "score" (one number per image)
     image_size: int
     output_size: int
+    face_cropper = None  # a face model's MainFaceCropper: every image becomes a crop of its main face
 
     def __init__(self, manifest: dict[str, Any] | None = None, path: Path | None = None,
                  tta: Sequence[str] = (), batch_size: int = 256):
@@ -73,6 +75,21 @@ class Encoder:
     def _encode_batch(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def prepare_image(self, image: np.ndarray) -> np.ndarray:
+        """A decoded RGB image as the model takes it: its main face cropped (a face model) or resized whole."""
+        if self.face_cropper is not None:
+            return self.face_cropper.crop(image, self.image_size)[0]
+        return resize_square(image, self.image_size)
+
+    def _load_prepared(self, path: Path) -> np.ndarray | Problem:
+        """Decode and prepare one image, or say why it cannot be used."""
+        try:
+            # A face is found at full resolution; a reduced decode is only for plain resizing.
+            target = None if self.face_cropper is not None else self.image_size
+            return self.prepare_image(decode_image(Path(path), target_size=target))
+        except DataError as e:
+            return e.problems[0] if e.problems else Problem(path, e.summary)
+
     def encode_array(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """uint8 images already resized to ``image_size`` (N×S×S×3) → float32 N×E (or N scores)."""
         out: list[np.ndarray] = []
@@ -100,7 +117,7 @@ class Encoder:
         with ThreadPoolExecutor(max_workers=2) as pool:
             for start in range(0, len(paths), size):
                 chunk = [Path(p) for p in paths[start : start + size]]
-                results = list(pool.map(lambda p: _load_resized(p, self.image_size), chunk))
+                results = list(pool.map(self._load_prepared, chunk))
                 good = [(p, img) for p, img in zip(chunk, results) if not isinstance(img, Problem)]
                 problems = [img for img in results if isinstance(img, Problem)]
                 images = (np.stack([img for _, img in good]) if good
@@ -136,6 +153,7 @@ class SingleEncoder(Encoder):
         self.preprocess = preprocess
         self.normalizer = normalizer
         self.output = "score" if isinstance(model, ScoringModel) else "embedding"
+        self.face_cropper = preprocess.face_cropper()
 
     @classmethod
     def from_artifact(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], where: object,
@@ -165,16 +183,9 @@ class SingleEncoder(Encoder):
 
     @torch.inference_mode()
     def _encode_batch(self, images: np.ndarray) -> np.ndarray:
-        out = forward_with_tta(self.model, self.preprocess.to_tensor(images), self.tta).numpy()
+        # Images go to wherever the weights are (a GPU while training there, or after load_encoder(device=...)).
+        x = self.preprocess.to_tensor(images).to(model_device(self.model))
+        out = forward_with_tta(self.model, x, self.tta).float().cpu().numpy()
         if self.output == "score":
             return out.reshape(-1)
         return self.normalizer.transform(out) if self.normalizer is not None else out
-
-
-def _load_resized(path: Path, size: int) -> np.ndarray | Problem:
-    """Decode and resize one image, or say why it cannot be used."""
-    try:
-        return resize_square(decode_image(Path(path), target_size=size), size)
-    except DataError as e:
-        return e.problems[0] if e.problems else Problem(path, e.summary)
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 from finegrain.artifact import LegacyFileError, read_artifact
@@ -20,9 +21,23 @@ class WrongKindError(FinegrainError):
     """A model of the wrong kind for what was asked (scores where embeddings are needed, or the reverse)."""
 
 
+# Models shipped inside the package, usable by name wherever a run folder or model file is taken.
+BUNDLED_MODELS = {"face": "face_model.safetensors"}  # scripts/make_face_model.py
+
+
+def bundled_model_path(name: str) -> Path:
+    return Path(str(resources.files("finegrain.assets").joinpath(BUNDLED_MODELS[name])))
+
+
 def resolve_model_path(run: Path | str) -> Path:
-    """A run folder's model file, or the file itself."""
+    """A run folder's model file, the file itself, or a bundled model's name (``face``) when no such path exists."""
     path = Path(run)
+    if str(run) in BUNDLED_MODELS and not path.exists():
+        path = bundled_model_path(str(run))
+        if not path.exists():
+            raise FinegrainError(f"the bundled {run!r} model is missing from this installation ({path}); rebuild it "
+                                 "with scripts/make_face_model.py")
+        return path
     if path.is_dir():
         if not (path / MODEL_FILE).exists() and (path / LEGACY_MODEL_FILE).exists():
             raise LegacyFileError(f"{path / LEGACY_MODEL_FILE} is a torch pickle from finegrain 0.1 and is not loaded "

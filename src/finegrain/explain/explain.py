@@ -17,8 +17,12 @@ from finegrain.index.gallery import Hit
 DISPLAY_HEIGHT = 256  # figure panels are at least this tall, whatever size the model sees
 
 
-def _read(path: str | Path, size: int) -> np.ndarray:
-    return decode_image(Path(path), target_size=max(size, DISPLAY_HEIGHT))  # ImageError names the file
+def _read(path: str | Path, encoder: SingleEncoder) -> np.ndarray:
+    """The image to explain and show: a face model's main-face crop (what it sees), or the whole image."""
+    display = max(encoder.image_size, DISPLAY_HEIGHT)
+    if encoder.face_cropper is not None:
+        return encoder.face_cropper.crop(decode_image(Path(path)), display)[0]
+    return decode_image(Path(path), target_size=display)  # ImageError names the file
 
 
 def _tensor(encoder: SingleEncoder, image: np.ndarray) -> torch.Tensor:
@@ -49,7 +53,7 @@ def explain(run: str | Path, image: str | Path, image2: str | Path | None = None
     encoder = load_encoder(run)
     if not isinstance(encoder, SingleEncoder):
         raise ConfigError(f"{run}: a combined model has no single feature map; explain one of its models")
-    first = _read(image, encoder.image_size)
+    first = _read(image, encoder)
     if encoder.output == "score":
         if image2 is not None or index is not None:
             raise ConfigError("a scoring model explains one image at a time: drop the second image and --index")
@@ -71,7 +75,7 @@ def explain(run: str | Path, image: str | Path, image2: str | Path | None = None
                               f"the match is the index's, the maps are {run}'s")
     else:
         report["image2"] = str(image2)
-    second = _read(image2, encoder.image_size)
+    second = _read(image2, encoder)
     cam_a, cam_b, similarity = similarity_cam(encoder.model, _tensor(encoder, first), _tensor(encoder, second))
     title = f"{Path(image).name} vs {Path(image2).name}: similarity {similarity:.3f}"
     png = explanation_png(out, [first, second], [cam_a, cam_b], title, alpha=alpha)

@@ -48,7 +48,7 @@ def build_service(settings: ServeSettings) -> Service:
         encoder = engine.embedder
         binding = IndexBinding.from_model(encoder.path, tta=encoder.tta)
         store = CollectionStore(settings.data, encoder.path, binding, encoder.output_size,
-                                reembed=(lambda images: encoder.encode_array(resized(images, encoder.image_size)))
+                                reembed=(lambda images: encoder.encode_array(resized(images, encoder)))
                                 if settings.reembed else None)
     return Service(settings, engine, store)
 

@@ -52,9 +52,11 @@ def similarity_threshold(encoder: Encoder, chosen: float | None) -> Threshold:
     return Threshold(DEFAULT_THRESHOLD, "default (no threshold stored with the model)")
 
 
-def resized(images: list[np.ndarray], size: int) -> np.ndarray:
-    """RGB images of any size as one N×size×size×3 batch."""
-    return np.stack([resize_square(img, size) for img in images])
+def resized(images: list[np.ndarray], encoder: Encoder, cropped: bool = False) -> np.ndarray:
+    """RGB images of any size as one N×S×S×3 batch the way ``encoder`` takes them (a face model's: its main
+    face cropped), or, ``cropped``, faces already cut out by the detector, only resized."""
+    prepare = (lambda img: resize_square(img, encoder.image_size)) if cropped else encoder.prepare_image
+    return np.stack([prepare(img) for img in images])
 
 
 def detect_faces(detector: FaceDetector, image: np.ndarray) -> list[Face]:
@@ -182,22 +184,24 @@ class Engine:
     async def run(self, func: Callable[..., T], *args) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
 
-    async def embed(self, images: list[np.ndarray]) -> np.ndarray:
-        """Unit embeddings (N×E) of RGB images of any size."""
+    async def embed(self, images: list[np.ndarray], cropped: bool = False) -> np.ndarray:
+        """Unit embeddings (N×E) of RGB images of any size (``cropped``: face crops from ``face_crops``)."""
         encoder = self.need_embedder()
-        return await self._embed.encode(resized(images, encoder.image_size))
+        return await self._embed.encode(resized(images, encoder, cropped))
 
     async def score(self, images: list[np.ndarray]) -> np.ndarray:
         encoder = self.need_scorer()
-        return await self._score.encode(resized(images, encoder.image_size))
+        return await self._score.encode(resized(images, encoder))
 
     async def detect(self, image: np.ndarray) -> list[Face]:
         """The faces in an RGB image, best first, one box per face (``drop_nested``)."""
         return await self.run(detect_faces, self.detector, image)
 
     def face_crops(self, image: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
-        size = self.need_embedder().image_size
-        return [crop_face(image, face.box, FACE_MARGIN, max(size, 64)) for face in faces]
+        encoder = self.need_embedder()
+        # A face model's crops are framed as it was trained; other models get the service's framing.
+        margin = encoder.face_cropper.margin if encoder.face_cropper is not None else FACE_MARGIN
+        return [crop_face(image, face.box, margin, max(encoder.image_size, 64)) for face in faces]
 
     async def explain(self, first: np.ndarray, second: np.ndarray | None) -> bytes:
         """A heat-map PNG: a pair under the embedding model, or one image under the scorer."""

@@ -76,7 +76,7 @@ async def add_items(request: Request, name: str, files: list[UploadFile] = File(
             data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
         images.append(image)
         uploads.append(Upload(data, extension(data)))
-    vectors = await svc.engine.embed(images)
+    vectors = await svc.engine.embed(images, cropped=detect)
     ids = await run_in_threadpool(store.add, name, uploads, vectors, label)
     return {"ids": ids, "items": _with_images(name, [{"id": i, "label": label} for i in ids])}
 
@@ -161,7 +161,7 @@ async def identify(request: Request, name: str, file: UploadFile = File(...), de
     size = {"width": image.shape[1], "height": image.shape[0]}
     if not crops:
         return {"faces": [], "threshold": threshold, **size}
-    vectors = await svc.engine.embed(crops)
+    vectors = await svc.engine.embed(crops, cropped=bool(detect))
     rows = await run_in_threadpool(collection.search, vectors, IDENTITY_CANDIDATES)
     answers = [{**_identity(row, threshold, k), "matches": _with_images(name, row[:k])} for row in rows]
     if not detect:

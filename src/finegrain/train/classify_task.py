@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from finegrain.config import TrainConfig
 from finegrain.data import ImageDataset, PreparedData, build_augmentation, worker_init_fn
-from finegrain.encoders import Preprocess
 from finegrain.eval.classification import classification_metrics
 from finegrain.losses.imbalance import BalancedSoftmaxLoss, LDAMLoss, class_balanced_cross_entropy
 from finegrain.losses.mixing import mix_batch
@@ -60,7 +59,7 @@ class ClassifyTask:
     def __init__(self, cfg: TrainConfig, model: ClassifierModel, train: PreparedData, val: PreparedData | None,
                  epochs: int):
         self.cfg, self.model, self.train_data, self.val_data = cfg, model, train, val
-        self.preprocess = Preprocess(cfg.image_size)
+        self.preprocess = cfg.preprocess()
         self.counts = np.bincount(train.labels, minlength=len(train.classes))
         self.dataset = ImageDataset(
             train.images, train.labels, transform=build_augmentation(cfg.augment, cfg.image_size, flip=cfg.flip),

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from finegrain.config import TrainConfig
 from finegrain.data import ImageDataset, PKSampler, PreparedData, build_augmentation, worker_init_fn
-from finegrain.encoders import Preprocess, SingleEncoder
+from finegrain.encoders import SingleEncoder
 from finegrain.eval.retrieval import retrieval_metrics
 from finegrain.eval.verification import validation_threshold
 from finegrain.losses import MarginCurriculum, build_objective
@@ -20,7 +20,7 @@ from finegrain.models import EmbeddingModel, model_from_config
 class EmbedTask:
     def __init__(self, cfg: TrainConfig, model: EmbeddingModel, train: PreparedData, val: PreparedData | None):
         self.cfg, self.model, self.train_data, self.val_data = cfg, model, train, val
-        self.preprocess = Preprocess(cfg.image_size)
+        self.preprocess = cfg.preprocess()
         self.objective = build_objective(
             cfg.loss, cfg.embedding_size, num_classes=len(train.classes), margin=cfg.margin,
             miner=cfg.miner, scale=cfg.scale,

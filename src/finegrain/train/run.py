@@ -8,14 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finegrain.config import TrainConfig, flag
+from finegrain.devices import resolve_device
 from finegrain.errors import ConfigError
+from finegrain.train import distributed
+from finegrain.train.launch import join_world, spawn, torchrun_world
 from finegrain.train.search import train_within_budget
 from finegrain.train.single import CONFIG_FILE, prepare_splits, train_run
 from finegrain.train.trainer import CHECKPOINT
 
 __all__ = ["CONFIG_FILE", "TrainResult", "prepare_splits", "train", "train_run"]
 # Settings that change how a run is executed or shown, never what it learns: free to differ on --resume.
-_RUNTIME_SETTINGS = frozenset({"out", "progress", "threads", "workers", "cache_dir"})
+_RUNTIME_SETTINGS = frozenset({"out", "progress", "threads", "workers", "cache_dir", "device"})
 
 
 @dataclass
@@ -62,6 +65,12 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, tensorboa
     elif (run_dir / CONFIG_FILE).exists() or (run_dir / CHECKPOINT).exists():
         raise ConfigError(f"--out {run_dir} already holds a run; pass --resume to continue it or choose another --out")
     cfg.validate()
+    resolve_device(cfg.device)  # a GPU this machine lacks is an error now, before any data is read or written
+    if not distributed.current().active and (cfg.processes > 1 or torchrun_world() > 1):
+        # Each process comes back here inside its process group and trains below.
+        if torchrun_world() > 1:
+            return TrainResult(run_dir, join_world(cfg, resume, quiet, tensorboard, given, override, train))
+        return TrainResult(run_dir, spawn(cfg, resume, quiet, tensorboard, given, override, train))
     if cfg.time_budget is not None:
         history, search = train_within_budget(cfg, resume=resume, quiet=quiet, tensorboard=tensorboard)
         return TrainResult(run_dir, history, search)

@@ -18,7 +18,7 @@ from finegrain.data import (
     build_augmentation,
     worker_init_fn,
 )
-from finegrain.encoders import Preprocess, SingleEncoder
+from finegrain.encoders import SingleEncoder
 from finegrain.eval.regression import regression_metrics
 from finegrain.models import ScoringModel, model_from_config
 
@@ -26,7 +26,7 @@ from finegrain.models import ScoringModel, model_from_config
 class ScoreTask:
     def __init__(self, cfg: TrainConfig, model: ScoringModel, train: PreparedData, val: PreparedData | None):
         self.cfg, self.model, self.train_data, self.val_data = cfg, model, train, val
-        self.preprocess = Preprocess(cfg.image_size)
+        self.preprocess = cfg.preprocess()
         self.dataset = ImageDataset(
             train.images, train.scores.astype(np.float32),
             transform=build_augmentation(cfg.augment, cfg.image_size, flip=cfg.flip),

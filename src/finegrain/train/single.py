@@ -100,12 +100,13 @@ def prepare_splits(cfg: TrainConfig, quiet: bool) -> tuple[PreparedData, Prepare
     strata = bin_scores([r.score for r in records], cfg.bin_width) if cfg.task == "score" else None
     splits = split_records(records, by=cfg.split_by, val=val, seed=cfg.seed, strata=strata)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else None
+    faces = cfg.preprocess().face_cropper()
 
     def load(part: str) -> PreparedData:
         # A classifier learns a class from one image too; metric learning needs two (a positive pair).
         return prepare(splits[part], cfg.image_size, cache_dir=cache, task="embed" if labelled else "score",
                        min_per_class=1 if cfg.task == "classify" else 2, skip_bad=cfg.skip_bad,
-                       progress=cfg.progress)
+                       progress=cfg.progress, faces=faces)
 
     train_data = load("train")
     val_data = load("val") if splits.get("val") else None
