@@ -7,7 +7,7 @@ from finegrain.cli import COMMANDS, build_parser, main
 EXPECTED = {"train", "eval", "score", "oneshot", "index", "search", "demo", "verify", "fewshot", "pseudolabel",
             "normalize", "combine", "explain", "identify", "identification", "embed", "export", "convert", "detect",
             "detector train", "detector eval", "serve", "track",
-            "track-eval"}
+            "track-eval", "predict"}
 
 
 def test_every_command_is_registered():
