@@ -38,7 +38,7 @@ from finegrain.config import TrainConfig  # noqa: E402
 from finegrain.data import prepare, read_list  # noqa: E402
 from finegrain.eval.classification import classification_metrics, per_class_accuracy  # noqa: E402
 from finegrain.models import model_from_config  # noqa: E402
-from finegrain.train.classify_recipe import _decoupled  # noqa: E402
+from finegrain.train.classify_recipe import rebalance_classifier  # noqa: E402
 from finegrain.train.classify_task import ClassifyTask  # noqa: E402
 from finegrain.train.run import train  # noqa: E402
 from finegrain.train.single import prepare_splits  # noqa: E402
@@ -108,7 +108,7 @@ def decoupled_from(run_dir: Path, method: str) -> Classifier:
     model.load_state_dict(checkpoint.sub("best"))
     task = ClassifyTask(cfg, model.eval(), train_data, val_data, cfg.epochs)
     if method != "none":
-        task.model, _ = _decoupled(task, cfg)
+        task.model, _ = rebalance_classifier(task, cfg)
     trained = Classifier.load(run_dir)
     trained.encoder.model = task.model
     return trained

@@ -45,7 +45,7 @@ def train_classifier(cfg: TrainConfig, train: PreparedData, val: PreparedData | 
                   epoch_hooks=epoch_hooks, backbone_lr_scale=lr_scale)
     model, applied = task.model.eval(), {"method": cfg.imbalance}
     if cfg.imbalance in DECOUPLED:
-        model, applied = _decoupled(task, cfg)
+        model, applied = rebalance_classifier(task, cfg)
         shown = f" ({applied['rule']}: {applied.get('validation', '')})" if "rule" in applied else ""
         say(f"classifier: {applied['method']}{shown}", quiet)
     task.model = model
@@ -62,7 +62,7 @@ def _batches(task: ClassifyTask, images: np.ndarray, flip: bool, size: int = 256
     return out + ([x.flip(-1) for x in out] if flip else [])
 
 
-def _decoupled(task: ClassifyTask, cfg: TrainConfig) -> tuple[ClassifierModel, dict]:
+def rebalance_classifier(task: ClassifyTask, cfg: TrainConfig) -> tuple[ClassifierModel, dict]:
     """Pooled features of the training images (and their mirror images when flips are allowed) and of the
     validation ones, then ``decouple``."""
     train_pooled = pooled_features(task.model, _batches(task, task.train_data.images.array(), cfg.flip))
