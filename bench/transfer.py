@@ -56,6 +56,7 @@ def main() -> int:
         shown = "".join(f" --{k.replace('_', '-')} {v}" for k, v in flags.items())
         row = {"run": name, "command": "finegrain train 60-40_train.txt --root images --task score" + shown
                + (f" --epochs {args.epochs}" if args.epochs else ""),
+               "best_val_pearson": round(max(r.get("val_pearson", float("nan")) for r in result.history), 4),
                "test_pearson": round(metrics["pearson"], 4), "test_mae": round(metrics["mae"], 4),
                "epochs": len(result.history), "seconds": round(seconds)}
         print(json.dumps(row), flush=True)

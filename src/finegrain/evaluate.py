@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from finegrain.artifact import read_manifest
 from finegrain.classify import Classifier
 from finegrain.data import prepare, read_source
-from finegrain.encoders import Encoder, load_encoder
+from finegrain.encoders import Encoder, load_encoder, resolve_model_path
+from finegrain.errors import ConfigError
 from finegrain.eval.classification import classification_metrics, confusion_png, per_class_table
 from finegrain.eval.grid import retrieval_grid
 from finegrain.eval.regression import regression_metrics, scatter_png
@@ -33,10 +35,13 @@ def evaluate_run(
     A list file's second column is read as the model needs it: class labels (even integer ids) for an
     embedding model, scores for a scoring model.
     """
-    encoder = load_encoder(run, tta=tta)
     out_dir = Path(out) if out else (Path(run) if Path(run).is_dir() else Path(run).parent) / "eval"
-    if encoder.manifest.get("classifier"):
+    if read_manifest(resolve_model_path(run)).get("classifier"):  # the file's header only
+        if tta not in (None, "", "none"):
+            raise ConfigError(f"--tta {tta}: a classifier's probabilities come from its head on the image itself; "
+                              "test-time augmentation is not applied to them")
         return _evaluate_classes(run, data, root, out_dir, skip_bad, progress)
+    encoder = load_encoder(run, tta=tta)
     if encoder.output == "score":
         return _evaluate_scores(encoder, data, root, out_dir, skip_bad, progress)
     prepared = prepare(read_source(data, root, kind="label"), encoder.image_size, task="embed", skip_bad=skip_bad,

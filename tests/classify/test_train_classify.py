@@ -39,6 +39,11 @@ def test_classifier_learns_separable_classes_and_eval_prints_the_three_keys(line
     assert (linear_run / "eval" / "per_class.csv").read_text().splitlines()[0] == "class,images,accuracy,train_images"
 
 
+def test_tta_on_a_classifier_is_a_named_error(linear_run, classes):
+    with pytest.raises(ConfigError, match="--tta flip"):
+        evaluate_run(linear_run, classes, tta="flip", progress=False)
+
+
 def test_probabilities_sum_to_one_and_a_classifier_also_embeds(linear_run, classes):
     from finegrain.encoders import load_encoder
 
@@ -76,6 +81,12 @@ def test_knn_head_puts_each_training_image_in_its_own_class(classes, tmp_path):
     predicted = classifier.predict_files(paths)
     names = [classifier.classes[c] for c in predicted.probabilities.argmax(1)]
     assert names == [p.parent.name for p in paths]  # the nearest training image is the image itself
+    # A normaliser stored later (finegrain normalize) does not move queries out of the gallery's space.
+    from finegrain.encoders.edit import normalize_model
+
+    normalize_model(out, classes, method="center")
+    again = Classifier.load(out).predict_files(paths)
+    assert np.allclose(again.probabilities, predicted.probabilities, atol=1e-5)
 
 
 @pytest.mark.parametrize("method", ["class-balanced", "ldam-drw", "balanced-softmax", "tau-norm"])

@@ -40,3 +40,25 @@ def test_similarity_is_the_mean_of_the_components(tmp_path, images, make_model):
 def test_combine_needs_two_embedding_models(tiny_model, tmp_path):
     with pytest.raises(FinegrainError, match="at least two"):
         combine_models([tiny_model], tmp_path / "x")
+
+
+def test_face_models_combine_only_with_models_that_crop_the_same_way(tmp_path, make_model):
+    """Images are prepared once for all components: a face model beside a whole-image model is refused."""
+    from finegrain.artifact import read_artifact, write_artifact
+
+    def face_model(path, seed):
+        make_model(path, seed=seed)
+        artifact = read_artifact(path)
+        manifest = {**artifact.manifest, "preprocessing": {**artifact.manifest["preprocessing"],
+                                                           "faces": {"margin": 0.2}}}
+        return write_artifact(path, {k: v for k, v in manifest.items() if k not in ("format", "version",
+                                                                                     "fingerprint")},
+                              artifact.tensors)
+
+    a, b = face_model(tmp_path / "a.safetensors", 1), face_model(tmp_path / "b.safetensors", 2)
+    plain = make_model(tmp_path / "plain.safetensors", seed=3)
+    with pytest.raises(FinegrainError, match="face crops"):
+        combine_models([a, plain], tmp_path / "mixed")
+    assert not (tmp_path / "mixed").exists()  # refused before anything is written
+    combined = load_encoder(combine_models([a, b], tmp_path / "faces")["model"])
+    assert combined.face_cropper is not None and combined.face_cropper.margin == pytest.approx(0.2)

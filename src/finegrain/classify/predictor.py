@@ -43,7 +43,10 @@ class Classifier:
         if not info:
             raise WrongKindError(f"{run} is not a classifier (train one with --task classify): it has no classes "
                                  "to predict")
-        encoder = SingleEncoder.from_artifact(artifact.manifest, artifact.tensors, path, tta=(), path=path)
+        # Plain network outputs: a 1-NN gallery was embedded before any normaliser a later `finegrain normalize`
+        # may store, and softmax heads read the network, not the embedding.
+        encoder = SingleEncoder.from_artifact(artifact.manifest, artifact.tensors, path, tta=(), normalize=False,
+                                              path=path)
         gallery = None
         if info["head"] == "knn":
             gallery = (artifact.tensors["gallery.vectors"], artifact.tensors["gallery.labels"])

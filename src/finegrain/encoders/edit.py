@@ -13,6 +13,7 @@ from typing import Any
 from finegrain.artifact import read_artifact, write_artifact
 from finegrain.data.sources import read_source
 from finegrain.encoders.loader import MODEL_FILE, WrongKindError, load_encoder, resolve_model_path
+from finegrain.encoders.meta import MetaEncoder
 from finegrain.encoders.normalize import FeatureNormalizer
 from finegrain.encoders.tta import parse_tta
 from finegrain.errors import FinegrainError
@@ -91,6 +92,7 @@ def combine_models(runs: Sequence[Path | str], out: Path | str, tta: str | None 
     target = out if out.suffix == ".safetensors" else out / MODEL_FILE
     manifest = {"kind": "meta", "components": manifests, "normalizer": None, "thresholds": {},
                 "tta": list(parse_tta(tta)), "provenance": {"combined_from": [str(r) for r in runs]}}
+    MetaEncoder.from_artifact(manifest, tensors, out)  # refuse components that cannot go together, before writing
     write_artifact(target, manifest, tensors)
     encoder = load_encoder(target)
     return {"model": str(target), "components": len(manifests), "embedding_size": encoder.output_size,

@@ -43,6 +43,13 @@ class MetaEncoder(Encoder):
         for c in self.components:
             c.tta, c.batch_size = self.tta, batch_size  # one TTA for the whole encoder
         self.normalizer = normalizer
+        # Images are prepared once for every component, so they must all see a photo the same way: whole, or
+        # as a crop of its main face with one margin (face models, --faces).
+        margins = {None if c.face_cropper is None else c.face_cropper.margin for c in self.components}
+        if len(margins) > 1:
+            raise FinegrainError("a meta-embedding's models must all take whole images or all take face crops with "
+                                 f"one margin (--faces); these differ: {sorted(margins, key=str)}")
+        self.face_cropper = next(c.face_cropper for c in self.components)
 
     @classmethod
     def from_artifact(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], where: object,

@@ -13,14 +13,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 
 from finegrain.config import TrainConfig
-from finegrain.data import ImageDataset, PreparedData, build_augmentation, worker_init_fn
+from finegrain.data import ImageDataset, PreparedData, build_augmentation
 from finegrain.eval.classification import classification_metrics
 from finegrain.losses.imbalance import BalancedSoftmaxLoss, LDAMLoss, class_balanced_cross_entropy
 from finegrain.losses.mixing import mix_batch
 from finegrain.models import ClassifierModel, model_from_config
+from finegrain.train.loaders import image_loader
 
 Criterion = Callable[[Tensor, Tensor], Tensor]
 # LDAM re-weights its classes from this share of the epochs on (the paper: epoch 160 of 200).
@@ -79,14 +80,7 @@ class ClassifyTask:
         return self.cfg.steps_per_epoch or max(1, len(self.dataset) // self.batch_size)
 
     def make_loader(self, epoch: int, seed: int) -> DataLoader:
-        draws = self.steps_per_epoch() * self.batch_size
-        generator = torch.Generator().manual_seed(seed)
-        sampler = RandomSampler(self.dataset, replacement=draws > len(self.dataset), num_samples=draws,
-                                generator=generator)
-        if self.cfg.workers == 0:
-            self.dataset.reseed(seed)
-        return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.cfg.workers,
-                          drop_last=True, generator=generator, worker_init_fn=worker_init_fn)
+        return image_loader(self.dataset, self.cfg, self.batch_size, self.steps_per_epoch() * self.batch_size, seed)
 
     def loss(self, batch: Any) -> Tensor:
         images, labels = batch

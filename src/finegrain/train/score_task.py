@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 
 from finegrain.config import TrainConfig
 from finegrain.data import (
@@ -16,11 +16,11 @@ from finegrain.data import (
     PreparedData,
     bin_scores,
     build_augmentation,
-    worker_init_fn,
 )
 from finegrain.encoders import SingleEncoder
 from finegrain.eval.regression import regression_metrics
 from finegrain.models import ScoringModel, model_from_config
+from finegrain.train.loaders import image_loader
 
 
 class ScoreTask:
@@ -45,18 +45,8 @@ class ScoreTask:
 
     def make_loader(self, epoch: int, seed: int) -> DataLoader:
         draws = self.steps_per_epoch() * self.batch_size
-        generator = torch.Generator().manual_seed(seed)
-        if self.cfg.balance:
-            sampler = BalancedBinSampler(self.bins, draws, seed=seed)
-        else:
-            sampler = RandomSampler(self.dataset, replacement=draws > len(self.dataset), num_samples=draws,
-                                    generator=generator)
-        if self.cfg.workers == 0:
-            self.dataset.reseed(seed)
-        return DataLoader(
-            self.dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.cfg.workers,
-            drop_last=True, generator=generator, worker_init_fn=worker_init_fn,
-        )
+        sampler = BalancedBinSampler(self.bins, draws, seed=seed) if self.cfg.balance else None
+        return image_loader(self.dataset, self.cfg, self.batch_size, draws, seed, sampler)
 
     def loss(self, batch: Any) -> torch.Tensor:
         images, scores = batch
