@@ -155,3 +155,7 @@ def train_cli():
 @pytest.fixture
 def kill_at_first_checkpoint():
     return _kill_at_first_checkpoint
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU (skipped without one); select with -m cuda")

@@ -36,6 +36,9 @@ def test_every_subcommand_has_help(command, capsys):
         (["train", "data", "--scale", "30"], "--scale"),  # triplet (the default loss) has no logit scale
         (["train", "data", "--loss", "normsoftmax", "--margin-start", "0.1"], "--margin-start"),
         (["verify", "run", "--tta", "rotate"], "--tta"),
+        (["train", "data", "--widths", "16,32"], "--widths"),  # conv4 has four convolutions
+        (["train", "data", "--widths", "16,x"], "--widths"),
+        (["train", "data", "--widths", "16,32,64,128", "--width", "0.5"], "--widths"),
     ],
 )
 def test_bad_option_values_name_the_flag(argv, flag, capsys):
@@ -60,3 +63,13 @@ def test_missing_data_and_model_are_clear_errors(tmp_path, capsys):
     assert "no trained model" in capsys.readouterr().err
     assert main(["search", str(tmp_path), "q.jpg"]) == 2
     assert "not a finegrain index" in capsys.readouterr().err
+
+
+def test_widths_sets_each_convolution_and_replaces_the_default_width():
+    from finegrain.config import TrainConfig
+    from finegrain.models.registry import create_backbone
+
+    cfg = TrainConfig(data="data", widths="16,32,64,128").validate()
+    assert cfg.width is None and create_backbone(cfg.backbone, **cfg.backbone_kwargs()).config()["widths"] == [
+        16, 32, 64, 128]
+    assert TrainConfig(data="data", width=1.0).validate().widths is None  # a user's --width replaces the default

@@ -79,6 +79,8 @@ class TrainConfig:
         "across data sets, see bench/README)", default=None)
     width: float | None = _help("backbone width multiplier (default: the task's default backbone's, else 1)",
                                 default=None)
+    widths: str | None = _help("channels of each convolution, a comma list (e.g. 16,32,64,128 for conv4); instead "
+                               "of --width", default=None)
     activation: str | None = _help("elu | relu | leaky_relu | relu6 (default: the backbone's)", default=None)
     batch_norm: bool | None = _help("batch norm in the backbone (default: the backbone's, on)", default=None)
     stem_stride: int | None = _help("resnet: stride of the first conv; 2 makes 64+ px inputs ~5x cheaper",
@@ -162,7 +164,7 @@ class TrainConfig:
         from finegrain.models.backbone import ACTIVATIONS
         from finegrain.models.heads import POOLINGS
         from finegrain.models.net2net import parse_growth
-        from finegrain.models.registry import backbone_options, is_growable, list_backbones
+        from finegrain.models.registry import backbone_options, create_backbone, is_growable, list_backbones
 
         score = self.task == "score"
         source = self._init_backbone() if self.init is not None else None
@@ -170,8 +172,12 @@ class TrainConfig:
         if self.backbone is None and source is not None:
             self.backbone = source["name"]
         elif self.backbone is None:
-            # The task's default architecture; options the user set (say --width) are kept.
+            # The task's default architecture; options the user set (say --width) are kept. --width and --widths
+            # are one setting: the user's either replaces the default's either.
+            sized = self.width is not None or self.widths is not None
             for name, value in DEFAULT_BACKBONE[self.task if self.task in DEFAULT_BACKBONE else "embed"].items():
+                if name in ("width", "widths") and sized:
+                    continue
                 if name == "backbone" or getattr(self, name) is None:
                     setattr(self, name, value)
         if self.backbone not in list_backbones():
@@ -181,7 +187,12 @@ class TrainConfig:
         options = backbone_options(self.backbone)
         if source is not None:
             self._check_init(source)
-        if self.width is None and source is None:  # with --init the widths are the source's
+        if self.widths is not None:
+            try:  # the backbone knows how many convolutions it has
+                create_backbone(self.backbone, **self.backbone_kwargs())
+            except ConfigError as error:
+                raise ConfigError(f"--widths {self.widths}: {error}") from None
+        if self.width is None and self.widths is None and source is None:  # with --init, the source's widths
             self.width = 1.0
         if score and self.recipe == "staged" and not is_growable(self.backbone):
             raise ConfigError(f"--recipe staged pre-trains, grows and widens the backbone, and --backbone "
@@ -309,12 +320,26 @@ class TrainConfig:
     def backbone_kwargs(self) -> dict[str, Any]:
         """Backbone options from the flags; unset ones are left to the backbone's own defaults."""
         kw: dict[str, Any] = {"width_multiplier": 1.0 if self.width is None else self.width}
+        if self.widths is not None:
+            kw = {"widths": self._parse_widths()}
         named = {"activation": "activation", "batch_norm": "batch_norm", "stem_stride": "stem_stride",
                  "lbp_radius": "radius", "lbp_cell": "cell"}
         kw |= {option: getattr(self, name) for name, option in named.items() if getattr(self, name) is not None}
         if self.backbone == "lbp":  # its histogram grid is laid out for the training image size
             kw["image_size"] = self.image_size
         return kw
+
+    def _parse_widths(self) -> list[int]:
+        if self.width is not None:
+            raise ConfigError("--widths sets every layer's channels and --width scales the default ones: give one")
+        try:
+            widths = [int(w) for w in str(self.widths).split(",")]
+        except ValueError:
+            widths = []
+        if not widths or min(widths) < 1:
+            raise ConfigError(f"--widths must be a comma list of positive integers (e.g. 16,32,64,128), "
+                              f"not {self.widths!r}")
+        return widths
 
     def _init_backbone(self) -> dict[str, Any]:
         """The backbone architecture of the ``--init`` model (its file's header only is read)."""
@@ -334,7 +359,8 @@ class TrainConfig:
         from finegrain.models.registry import create_backbone
 
         asked = [flag(n) for n in ("activation", "batch_norm", "stem_stride", "lbp_radius", "lbp_cell")
-                 if getattr(self, n) is not None] + (["--width"] if self.width is not None else [])
+                 if getattr(self, n) is not None] + (["--width"] if self.width is not None else []) + (
+                 ["--widths"] if self.widths is not None else [])
         if self.backbone != source["name"] or asked:
             wanted = create_backbone(self.backbone, **self.backbone_kwargs()).config()
             if wanted != source:

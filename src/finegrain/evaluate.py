@@ -29,6 +29,7 @@ def evaluate_run(
     skip_bad: bool = False,
     progress: bool = True,
     tta: str | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Embed every image of a labelled set and measure leave-one-out retrieval (or score a rated set).
 
@@ -40,8 +41,8 @@ def evaluate_run(
         if tta not in (None, "", "none"):
             raise ConfigError(f"--tta {tta}: a classifier's probabilities come from its head on the image itself; "
                               "test-time augmentation is not applied to them")
-        return _evaluate_classes(run, data, root, out_dir, skip_bad, progress)
-    encoder = load_encoder(run, tta=tta)
+        return _evaluate_classes(run, data, root, out_dir, skip_bad, progress, device)
+    encoder = load_encoder(run, tta=tta, device=device)
     if encoder.output == "score":
         return _evaluate_scores(encoder, data, root, out_dir, skip_bad, progress)
     prepared = prepare(read_source(data, root, kind="label"), encoder.image_size, task="embed", skip_bad=skip_bad,
@@ -69,11 +70,11 @@ def _evaluate_scores(scorer: Encoder, data: Path | str, root: Path | str | None,
 
 
 def _evaluate_classes(run: Path | str, data: Path | str, root: Path | str | None, out_dir: Path, skip_bad: bool,
-                      progress: bool) -> dict:
+                      progress: bool, device: str = "cpu") -> dict:
     """top1, top5, mean per-class accuracy, a per-class CSV and the confusion matrix of a classifier.
 
     Images of classes the model was not trained on cannot be right or wrong: they are left out and counted."""
-    classifier = Classifier.load(run)
+    classifier = Classifier.load(run, device)
     prepared = prepare(read_source(data, root, kind="label"), classifier.image_size, task="embed", min_per_class=1,
                        skip_bad=skip_bad, progress=progress, faces=classifier.encoder.face_cropper)
     index = {name: i for i, name in enumerate(classifier.classes)}

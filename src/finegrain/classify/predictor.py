@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from finegrain.artifact import read_artifact
+from finegrain.devices import model_device, resolve_device
 from finegrain.encoders import SingleEncoder, resolve_model_path
 from finegrain.encoders.loader import WrongKindError
 from finegrain.errors import Problem
@@ -36,7 +37,8 @@ class Classifier:
         self.classes: list[str] = list(info["classes"])
 
     @classmethod
-    def load(cls, run: str | Path) -> Classifier:
+    def load(cls, run: str | Path, device: str | torch.device = "cpu") -> Classifier:
+        target = device if isinstance(device, torch.device) else resolve_device(device)
         path = resolve_model_path(run)
         artifact = read_artifact(path)
         info = artifact.manifest.get("classifier")
@@ -46,7 +48,7 @@ class Classifier:
         # Plain network outputs: a 1-NN gallery was embedded before any normaliser a later `finegrain normalize`
         # may store, and softmax heads read the network, not the embedding.
         encoder = SingleEncoder.from_artifact(artifact.manifest, artifact.tensors, path, tta=(), normalize=False,
-                                              path=path)
+                                              path=path).to(target)
         gallery = None
         if info["head"] == "knn":
             gallery = (artifact.tensors["gallery.vectors"], artifact.tensors["gallery.labels"])
@@ -65,8 +67,8 @@ class Classifier:
     def _batch(self, images: np.ndarray) -> np.ndarray:
         if self.gallery is None:
             model: ClassifierModel = self.encoder.model
-            logits = model.logits(self.encoder.preprocess.to_tensor(images))
-            return torch.softmax(logits, dim=1).numpy()
+            logits = model.logits(self.encoder.preprocess.to_tensor(images).to(model_device(model)))
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()
         vectors, labels = self.gallery
         similarity = torch.from_numpy(self.encoder.encode_array(images)) @ vectors.T
         best = torch.full((len(images), len(self.classes)), -1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from finegrain.cli.registry import arg, command
+from finegrain.cli.registry import arg, command, device_arg
 from finegrain.errors import DataError, FinegrainError
 
 
@@ -15,14 +15,16 @@ from finegrain.errors import DataError, FinegrainError
          arg("--top", type=int, default=5, help="classes shown per image (default: 5)"),
          arg("--json", dest="as_json", action="store_true", help="print JSON"),
          arg("--batch-size", type=int, default=256, help="images classified at a time (default: 256)"),
+         device_arg(),
          description="Predict the classes of images; unreadable files are named after the others are predicted.")
-def predict_command(run: str, images: list[str], top: int = 5, as_json: bool = False, batch_size: int = 256) -> int:
+def predict_command(run: str, images: list[str], top: int = 5, as_json: bool = False, batch_size: int = 256,
+                    device: str = "auto") -> int:
     from finegrain.classify import Classifier
     from finegrain.data.sources import expand_images
 
     if top < 1 or batch_size < 1:
         raise FinegrainError(f"--top and --batch-size must be at least 1, not {top} and {batch_size}")
-    classifier = Classifier.load(run)
+    classifier = Classifier.load(run, device)
     predicted = classifier.predict_files(expand_images(images), batch=batch_size)
     ranked = classifier.top(predicted.probabilities, top)
     if as_json:

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from finegrain.cli.registry import arg, command, group
+from finegrain.cli.registry import arg, command, device_arg, group
 from finegrain.errors import ConfigError, DataError, Problem
 
 group("detector", "train or evaluate a face detector")
@@ -22,15 +22,16 @@ group("detector", "train or evaluate a face detector")
          arg("--size", type=int, default=112, help="crop side in pixels (default: 112)"),
          arg("--min-face", type=float, help="smallest face to look for, in pixels (default: the detector's)"),
          arg("--threshold", type=float, default=0.5, help="lowest face score reported (default: 0.5)"),
-         arg("--draw", help="write each image with its boxes drawn into this folder"))
+         arg("--draw", help="write each image with its boxes drawn into this folder"),
+         device_arg())
 def detect_command(images: list[str], detector: str | None = None, as_json: bool = False, crops: str | None = None,
                    margin: float = 0.2, size: int = 112, min_face: float | None = None, threshold: float = 0.5,
-                   draw: str | None = None) -> int:
+                   draw: str | None = None, device: str = "auto") -> int:
     from finegrain.data.sources import expand_images
     from finegrain.detect.faces import FaceDetector
     from finegrain.detect.outputs import detect_to_files
 
-    face_detector = FaceDetector.load(detector, threshold=threshold, min_face=min_face)
+    face_detector = FaceDetector.load(detector, threshold=threshold, min_face=min_face, device=device)
     problems, report = [], []
     for result in detect_to_files(face_detector, expand_images(images), Path(crops) if crops else None,
                                   Path(draw) if draw else None, margin=margin, size=size):

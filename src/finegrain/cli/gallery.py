@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from finegrain.cli.registry import arg, command, tta_arg
+from finegrain.cli.registry import arg, command, device_arg, tta_arg
 from finegrain.errors import ConfigError
 
 
@@ -25,6 +25,7 @@ from finegrain.errors import ConfigError
                   "ivfpq (ivf with compressed vectors), hnsw (graph); an existing index keeps its type"),
          arg("--remove", nargs="+", metavar="PATH", help="remove these images (a folder: all under it) from --out"),
          arg("--info", metavar="INDEX", help="print an index's model, size, TTA and label counts"),
+         device_arg(),
          description="finegrain index RUN GALLERY --out IDX  embeds GALLERY's images not yet in IDX.  "
                      "finegrain index --out IDX --remove PATH...  removes items.  finegrain index --info IDX  "
                      "describes it. An index only ever holds one model's vectors: extending it with another "
@@ -33,7 +34,7 @@ from finegrain.errors import ConfigError
 def index_command(run: str | None = None, gallery: str | None = None, out: str | None = None,
                   root: str | None = None, batch_size: int = 256, tta: str | None = None, reembed: bool = False,
                   save_every: int = 20_000, remove: list[str] | None = None, info: str | None = None,
-                  index_type: str | None = None) -> int:
+                  index_type: str | None = None, device: str = "auto") -> int:
     from finegrain.index.build import index_gallery, index_info, remove_from_index
     from finegrain.index.kinds import check_type
 
@@ -55,7 +56,7 @@ def index_command(run: str | None = None, gallery: str | None = None, out: str |
         if save_every < 1:
             raise ConfigError(f"--save-every must be at least 1, not {save_every}")
         result = index_gallery(run, gallery, out, root=root, batch_size=batch_size, tta=tta, reembed=reembed,
-                               save_every=save_every, index_type=index_type)
+                               save_every=save_every, index_type=index_type, device=device)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -69,15 +70,18 @@ def index_command(run: str | None = None, gallery: str | None = None, out: str |
          arg("--nprobe", type=int, help="ivf/ivfpq: lists scanned per query (default: the index's, ~nlist/64)"),
          arg("--ef-search", type=int, help="hnsw: candidates visited per query (default: the index's, 128)"),
          arg("--json", dest="as_json", action="store_true", help="print JSON"),
+         device_arg(),
          description="More --nprobe or --ef-search: higher recall, slower search; a flat index is exact.")
 def search_command(index: str, queries: list[str], k: int = 20, as_json: bool = False,
-                   shard: list[str] | None = None, nprobe: int | None = None, ef_search: int | None = None) -> int:
+                   shard: list[str] | None = None, nprobe: int | None = None, ef_search: int | None = None,
+                   device: str = "auto") -> int:
     from finegrain.data.sources import expand_images
     from finegrain.index.build import search_index
 
     if k < 1:
         raise ConfigError(f"-k must be at least 1, not {k}")
-    results = search_index([index, *(shard or [])], expand_images(queries), k=k, nprobe=nprobe, ef_search=ef_search)
+    results = search_index([index, *(shard or [])], expand_images(queries), k=k, nprobe=nprobe, ef_search=ef_search,
+                           device=device)
     if as_json:
         print(json.dumps(results, indent=2))
         return 0
@@ -97,17 +101,19 @@ def search_command(index: str, queries: list[str], k: int = 20, as_json: bool = 
          arg("-k", type=int, default=3, help="next-best distinct identities to show (default: 3)"),
          arg("--json", dest="as_json", action="store_true", help="print JSON"),
          arg("--batch-size", type=int, default=256, help="images embedded at a time (default: 256)"),
+         device_arg(),
          description="Each image is embedded as the index's gallery was (its model, TTA and normaliser) and named "
                      "by its nearest labelled gallery image, or 'unknown' under --threshold.")
 def identify_command(index: str, images: list[str], threshold: float = 0.5, k: int = 3, as_json: bool = False,
-                     batch_size: int = 256) -> int:
+                     batch_size: int = 256, device: str = "auto") -> int:
     from finegrain.data.sources import expand_images
     from finegrain.errors import DataError, Problem
     from finegrain.identification.identify import identify
 
     report: list[dict] = []
     bad: list[Problem] = []
-    for path, answer in identify(index, expand_images(images), threshold, k, batch_size, problems=bad):
+    for path, answer in identify(index, expand_images(images), threshold, k, batch_size, problems=bad,
+                                   device=device):
         report.append({"path": str(path), **answer.to_dict()})
         if as_json:
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from finegrain.cli.registry import arg, command, tta_arg
+from finegrain.cli.registry import arg, command, device_arg, tta_arg
 from finegrain.errors import DataError
 
 
@@ -16,12 +16,13 @@ from finegrain.errors import DataError
          arg("--root", help="folder that relative paths resolve against"),
          arg("--out", help="where to write metrics.json and the grid PNG (default: RUN/eval)"),
          arg("--skip-bad", action="store_true", help="drop unreadable images instead of stopping"),
-         tta_arg())
+         tta_arg(), device_arg())
 def eval_command(run: str, data: str, root: str | None = None, out: str | None = None, skip_bad: bool = False,
-                 tta: str | None = None) -> int:
+                 tta: str | None = None, device: str = "auto") -> int:
     from finegrain.evaluate import evaluate_run
 
-    print(json.dumps(evaluate_run(run, data, root=root, out=out, skip_bad=skip_bad, tta=tta), indent=2))
+    print(json.dumps(evaluate_run(run, data, root=root, out=out, skip_bad=skip_bad, tta=tta, device=device),
+                     indent=2))
     return 0
 
 
@@ -30,13 +31,13 @@ def eval_command(run: str, data: str, root: str | None = None, out: str | None =
          arg("images", nargs="+", help="image files or folders of images"),
          arg("--json", dest="as_json", action="store_true", help="print JSON"),
          arg("--batch-size", type=int, default=256, help="images scored at a time (default: 256)"),
-         tta_arg())
+         tta_arg(), device_arg())
 def score_command(run: str, images: list[str], as_json: bool = False, batch_size: int = 256,
-                  tta: str | None = None) -> int:
+                  tta: str | None = None, device: str = "auto") -> int:
     from finegrain.data.sources import expand_images
     from finegrain.encoders import load_encoder
 
-    scorer = load_encoder(run, need="score", tta=tta, batch_size=batch_size)
+    scorer = load_encoder(run, need="score", tta=tta, batch_size=batch_size, device=device)
     encoded = scorer.encode_files(expand_images(images), skip_bad=True, progress=False)
     if as_json:
         print(json.dumps([{"path": str(p), "score": float(s)} for p, s in zip(encoded.paths, encoded.vectors)],
@@ -62,14 +63,14 @@ def score_command(run: str, images: list[str], as_json: bool = False, batch_size
              help="what a list file's second column holds (default: auto, a score when every value is a number)"),
          arg("--skip-bad", action="store_true", help="leave unreadable images out instead of stopping"),
          arg("--batch-size", type=int, default=256, help="images embedded at a time (default: 256)"),
-         tta_arg(),
+         tta_arg(), device_arg(),
          description="Embed images with a model's preprocessing, TTA and normaliser, and write the vectors.")
 def embed_command(run: str, images: list[str], out: str, root: str | None = None, kind: str = "auto",
-                  skip_bad: bool = False, batch_size: int = 256, tta: str | None = None) -> int:
+                  skip_bad: bool = False, batch_size: int = 256, tta: str | None = None, device: str = "auto") -> int:
     from finegrain.encoders.vectors import embed_to_file
 
     print(json.dumps(embed_to_file(run, images, out, root=root, kind=kind, skip_bad=skip_bad, batch_size=batch_size,
-                                   tta=tta), indent=2))
+                                   tta=tta, device=device), indent=2))
     return 0
 
 

@@ -104,3 +104,9 @@ def tta_arg(extra: str = "") -> Arg:
     """The one ``--tta`` flag of every command that embeds images."""
     return arg("--tta", help="test-time augmentation: a comma list of flip, crops, scales, or none "
                              f"(default: the model's own, usually none){extra}")
+
+
+def device_arg() -> Arg:
+    """The one ``--device`` flag of every command that runs a network (checked when the command starts)."""
+    return arg("--device", default="auto", help="where networks compute: auto (a CUDA GPU when present, else the "
+                                                "CPU) | cpu | cuda | cuda:N | mps (default: auto)")

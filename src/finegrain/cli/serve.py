@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from finegrain.cli.registry import arg, command
+from finegrain.cli.registry import arg, command, device_arg
 
 
 @command("serve", "an HTTP service and web page: collections, identify, search, verify, score, detect, explain",
@@ -27,12 +27,14 @@ from finegrain.cli.registry import arg, command
              help="same-person cosine threshold (default: the model's stored verification threshold, else 0.5)"),
          arg("--reembed", action="store_true",
              help="re-embed collections made with another model from their stored photos instead of refusing"),
+         device_arg(),
          description="Serves the JSON API (OpenAPI docs at /docs) and a web page at /. Models load once; "
                      "embeddings are batched across concurrent requests.")
 def serve_command(data: str, model: str | None = None, scorer: str | None = None, detector: str | None = None,
                   host: str = "127.0.0.1", port: int = 8080, api_key: str | None = None,
                   max_upload_mb: float = 10.0, max_megapixels: float = 40.0, cors: list[str] | None = None,
-                  workers: int = 4, queue: int = 64, threshold: float | None = None, reembed: bool = False) -> int:
+                  workers: int = 4, queue: int = 64, threshold: float | None = None, reembed: bool = False,
+                  device: str = "auto") -> int:
     import uvicorn
 
     from finegrain.serve.app import create_app
@@ -41,7 +43,7 @@ def serve_command(data: str, model: str | None = None, scorer: str | None = None
     settings = ServeSettings(model=model, data=data, scorer=scorer, detector=detector,
                              api_key=api_key or os.environ.get(API_KEY_ENV) or None, max_upload_mb=max_upload_mb,
                              max_megapixels=max_megapixels, cors=tuple(cors or ()), workers=workers, queue=queue,
-                             threshold=threshold, reembed=reembed)
+                             threshold=threshold, reembed=reembed, device=device)
     app = create_app(settings)
     where = f"http://{host}:{port}/"
     print(f"finegrain serve: {where} (API docs {where}docs); collections in {data}"

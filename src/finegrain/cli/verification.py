@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from finegrain.cli.registry import arg, command, tta_arg
+from finegrain.cli.registry import arg, command, device_arg, tta_arg
 from finegrain.errors import FinegrainError
 
 
@@ -21,12 +21,14 @@ from finegrain.errors import FinegrainError
          tta_arg(),
          arg("--no-normalize", action="store_true", help="ignore the feature normaliser stored with the model"),
          arg("--json", dest="as_json", action="store_true", help="print JSON"),
+         device_arg(),
          description="With --pairs: LFW-format pairs under the 10-fold protocol (each fold's threshold chosen on "
                      "the other nine). With two images: distance and a same/different answer at the threshold "
                      "stored with the model (embedded with the TTA that threshold was fitted with).")
 def verify_command(run: str, images: list[str], pairs: str | None = None, root: str | None = None,
                    as_json: bool = False, out: str | None = None, save_threshold: bool = False,
-                   threshold: float | None = None, tta: str | None = None, no_normalize: bool = False) -> int:
+                   threshold: float | None = None, tta: str | None = None, no_normalize: bool = False,
+                   device: str = "auto") -> int:
     from finegrain.encoders import parse_tta
     from finegrain.verification.protocol import verify_one, verify_pairs
 
@@ -38,7 +40,7 @@ def verify_command(run: str, images: list[str], pairs: str | None = None, root: 
             raise FinegrainError("--pairs needs --root, the folder of <name>/<name>_000i images")
         run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
         report = verify_pairs(run, pairs, root, tta=tta, out=out or run_dir / "verification",
-                              save_threshold=save_threshold, normalize=not no_normalize)
+                              save_threshold=save_threshold, normalize=not no_normalize, device=device)
         if as_json:
             print(json.dumps(report, indent=2))
             return 0
@@ -57,7 +59,7 @@ def verify_command(run: str, images: list[str], pairs: str | None = None, root: 
     if no_normalize:
         raise FinegrainError("--no-normalize is for --pairs evaluation; a stored threshold applies to the "
                              "normalised embeddings")
-    result = verify_one(run, images[0], images[1], threshold=threshold, tta=tta)
+    result = verify_one(run, images[0], images[1], threshold=threshold, tta=tta, device=device)
     if as_json:
         print(json.dumps(result, indent=2))
     else:
@@ -74,12 +76,13 @@ def verify_command(run: str, images: list[str], pairs: str | None = None, root: 
          arg("--out", help="where to write metrics.json and cmc.png (default: RUN/identification)"),
          arg("--skip-bad", action="store_true", help="leave unreadable images out instead of stopping"),
          arg("--batch-size", type=int, default=256, help="images embedded at a time (default: 256)"),
-         tta_arg())
+         tta_arg(), device_arg())
 def identification_command(run: str, gallery: str, probes: str, root: str | None = None, out: str | None = None,
-                           skip_bad: bool = False, batch_size: int = 256, tta: str | None = None) -> int:
+                           skip_bad: bool = False, batch_size: int = 256, tta: str | None = None,
+                           device: str = "auto") -> int:
     from finegrain.identification.evaluate import identification_run
 
     metrics = identification_run(run, gallery, probes, root=root, out=out, skip_bad=skip_bad, batch_size=batch_size,
-                                 tta=tta)
+                                 tta=tta, device=device)
     print(json.dumps({k: v for k, v in metrics.items() if k != "cmc"}, indent=2))
     return 0

@@ -19,6 +19,7 @@ from finegrain.boxes import nms
 from finegrain.detect.calibration import calibrate
 from finegrain.detect.nets import NETS, STRIDE_12, fold_batch_norm
 from finegrain.detect.windows import crop_windows, grid_windows, level_patches, octaves, pyramid_scales, resize, to_grey
+from finegrain.devices import model_device
 from finegrain.errors import ConfigError
 
 
@@ -94,9 +95,9 @@ class Cascade(nn.Module):
         net = self._inference_net(name)
         batch = self.settings.batch_size
         # Channels-last convolutions and pooling run about twice as fast on a CPU (the 24/48 stages' hot loop).
-        windows = windows.contiguous(memory_format=torch.channels_last)
+        windows = windows.to(model_device(net)).contiguous(memory_format=torch.channels_last)
         out = [torch.softmax(net(windows[i:i + batch]), dim=1) for i in range(0, len(windows), batch)]
-        return torch.cat(out).numpy() if out else np.zeros((0, 2 if name.startswith("detect") else 45))
+        return torch.cat(out).cpu().numpy() if out else np.zeros((0, 2 if name.startswith("detect") else 45))
 
     def face_probability(self, size: int, windows: torch.Tensor) -> np.ndarray:
         """The ``size``-net's face probability of each window (averaged with its mirror image's if ``mirror``)."""
@@ -112,7 +113,8 @@ class Cascade(nn.Module):
         boxes, scores, patches = [], [], []
         for scale in pyramid_scales(*grey.shape[:2], s.min_face, s.scale_factor):
             level = torch.from_numpy(resize(grey, scale)).float()[None, None]
-            face = self.nets["detect12"].face_probability_map(level)[0].numpy()
+            net12 = self.nets["detect12"]
+            face = net12.face_probability_map(level.to(model_device(net12)))[0].cpu().numpy()
             rows, cols = np.nonzero(face > s.threshold_12)
             boxes.append(grid_windows(rows, cols, scale, 12, STRIDE_12))
             scores.append(face[rows, cols])

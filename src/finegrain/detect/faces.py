@@ -19,6 +19,7 @@ from finegrain.boxes import scale_boxes, square
 from finegrain.data.images import ImageError, decode_image
 from finegrain.detect.cascade import Cascade
 from finegrain.detect.store import load_cascade
+from finegrain.devices import resolve_device
 from finegrain.errors import Problem
 
 
@@ -67,9 +68,13 @@ class FaceDetector:
         self.threshold = threshold
 
     @classmethod
-    def load(cls, path: str | Path | None = None, threshold: float = 0.5, **settings) -> FaceDetector:
-        """``path`` None: the detector bundled with finegrain; ``settings`` override e.g. ``min_face``."""
-        return cls(load_cascade(path, **settings), threshold)
+    def load(cls, path: str | Path | None = None, threshold: float = 0.5, device: str = "cpu",
+             **settings) -> FaceDetector:
+        """``path`` None: the detector bundled with finegrain; ``settings`` override e.g. ``min_face``; ``device``:
+        where its nets compute (window cropping and NMS stay on the CPU)."""
+        target = resolve_device(device)
+        cascade = load_cascade(path, **settings)
+        return cls(cascade.to(target) if target.type != "cpu" else cascade, threshold)
 
     def _faces(self, image: np.ndarray, found, crop_size: int | None, margin: float) -> list[Face]:
         keep = found.scores >= self.threshold

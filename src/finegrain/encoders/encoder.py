@@ -75,6 +75,10 @@ class Encoder:
     def _encode_batch(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def to(self, device: torch.device) -> Encoder:
+        """Compute on ``device`` from now on (its network's weights move there); returns the encoder."""
+        raise NotImplementedError
+
     def prepare_image(self, image: np.ndarray) -> np.ndarray:
         """A decoded RGB image as the model takes it: its main face cropped (a face model) or resized whole."""
         if self.face_cropper is not None:
@@ -168,6 +172,10 @@ class SingleEncoder(Encoder):
                       if normalize else None)
         return cls(model, Preprocess.from_dict(manifest.get("preprocessing"), where), normalizer,
                    manifest.get("tta") or () if tta is None else tta, batch_size, manifest, path)
+
+    def to(self, device: torch.device) -> SingleEncoder:
+        self.model.to(device)
+        return self
 
     @property
     def image_size(self) -> int:

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+import torch
+
 from finegrain.artifact import LegacyFileError, read_artifact
+from finegrain.devices import resolve_device
 from finegrain.encoders.encoder import Encoder, SingleEncoder
 from finegrain.encoders.meta import MetaEncoder
 from finegrain.encoders.tta import parse_tta
@@ -49,13 +52,16 @@ def resolve_model_path(run: Path | str) -> Path:
 
 
 def load_encoder(run: Path | str, need: str | None = None, tta: str | Sequence[str] | None = None,
-                 normalize: bool = True, batch_size: int = 256) -> Encoder:
+                 normalize: bool = True, batch_size: int = 256, device: str | torch.device = "cpu") -> Encoder:
     """The encoder of a run folder or model file (a combined model too).
 
     ``need``: ``"embedding"`` or ``"score"``; any other kind of model is a ``WrongKindError`` naming both.
     ``tta``: ``None`` uses the model's default (usually none); ``"none"`` or ``""`` turns it off.
     ``normalize=False`` ignores a stored feature normaliser (to fit a new one, or compare).
+    ``device``: where the network computes (``--device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or a
+    ``torch.device``); a GPU this machine lacks is a ``DeviceError`` before the file is read.
     """
+    target = device if isinstance(device, torch.device) else resolve_device(device)
     path = resolve_model_path(run)
     artifact = read_artifact(path)
     if artifact.kind not in MODEL_KINDS:
@@ -66,7 +72,7 @@ def load_encoder(run: Path | str, need: str | None = None, tta: str | Sequence[s
     encoder = build.from_artifact(artifact.manifest, artifact.tensors, path, tta=chosen, normalize=normalize,
                                   batch_size=batch_size, path=path)
     check_output(encoder, need, run)
-    return encoder
+    return encoder.to(target) if target.type != "cpu" else encoder
 
 
 def check_output(encoder: Encoder, need: str | None, where: object) -> None:

@@ -66,6 +66,11 @@ class MetaEncoder(Encoder):
         return cls(components, normalizer, manifest.get("tta") or () if tta is None else tta, batch_size, manifest,
                    path)
 
+    def to(self, device: torch.device) -> MetaEncoder:
+        for component in self.components:
+            component.to(device)
+        return self
+
     @property
     def image_size(self) -> int:
         return max(c.image_size for c in self.components)

@@ -63,11 +63,11 @@ def _write_npy(path: Path, records: list[Record], vectors: np.ndarray) -> Path:
 
 def embed_to_file(run: str | Path, images: Sequence[str | Path], out: str | Path, root: str | Path | None = None,
                   kind: str = "auto", skip_bad: bool = False, batch_size: int = 256, tta: str | None = None,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, device: str = "cpu") -> dict:
     out = Path(out)
     if out.suffix not in FORMATS:
         raise ConfigError(f"--out must end in {' or '.join(FORMATS)}, not {out.name!r}")
-    encoder = load_encoder(run, need="embedding", tta=tta, batch_size=batch_size)
+    encoder = load_encoder(run, need="embedding", tta=tta, batch_size=batch_size, device=device)
     records = _records(images, root, kind)
     encoded = encoder.encode_files([r.path for r in records], skip_bad=skip_bad, progress=progress)
     by_path = {r.path: r for r in records}

@@ -34,9 +34,9 @@ def _encode_labelled(encoder: Encoder, records: list, what: str, skip_bad: bool,
 
 def identification_run(run: Path | str, gallery: Path | str, probes: Path | str, root: Path | str | None = None,
                        out: Path | str | None = None, skip_bad: bool = False, batch_size: int = 256,
-                       tta: str | None = None, progress: bool = True) -> dict:
+                       tta: str | None = None, progress: bool = True, device: str = "cpu") -> dict:
     """Rank-1/5/10 and the CMC curve of ``probes`` against ``gallery``; writes metrics.json and cmc.png."""
-    encoder = load_encoder(run, need="embedding", tta=tta, batch_size=batch_size)
+    encoder = load_encoder(run, need="embedding", tta=tta, batch_size=batch_size, device=device)
     out_dir = Path(out) if out else (Path(run) if Path(run).is_dir() else Path(run).parent) / "identification"
     # kind="label": identities are names even when they look like numbers (a list of "<path> 17" lines).
     gallery_records = read_source(gallery, root, kind="label")

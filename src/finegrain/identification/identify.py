@@ -15,14 +15,14 @@ DEFAULT_ALTERNATIVES = 3
 
 def identify(index: Path | str, paths: Sequence[Path], threshold: float = DEFAULT_THRESHOLD,
              alternatives: int = DEFAULT_ALTERNATIVES, batch_size: int = 256,
-             problems: list[Problem] | None = None) -> Iterator[tuple[Path, Identification]]:
+             problems: list[Problem] | None = None, device: str = "cpu") -> Iterator[tuple[Path, Identification]]:
     """Yield (path, answer) per readable image, embedded exactly as the index's gallery was (its model,
     TTA and normaliser); unreadable images are appended to ``problems`` (an error when it is None)."""
     if not -1.0 <= threshold <= 1.0:
         raise ConfigError(f"--threshold is a cosine similarity between -1 and 1, got {threshold}")
     if alternatives < 0:
         raise ConfigError(f"-k: the number of alternative identities must be 0 or more, got {alternatives}")
-    gallery, encoder = index_encoder(index, batch_size=batch_size)
+    gallery, encoder = index_encoder(index, batch_size=batch_size, device=device)
     labels = gallery.labels
     if all(label is None for label in labels):
         raise FinegrainError(f"{index}: the index has no labels (it was built from unlabelled images), so it cannot "

@@ -17,20 +17,23 @@ from finegrain.utils import progress_bar
 SAVE_EVERY = 20_000
 
 
-def index_encoder(folder: Path | str, batch_size: int = 256, mmap: bool = False) -> tuple[GalleryIndex, Encoder]:
+def index_encoder(folder: Path | str, batch_size: int = 256, mmap: bool = False,
+                  device: str = "cpu") -> tuple[GalleryIndex, Encoder]:
     """An index and the encoder its vectors were made with (its model copy, with its TTA); ``mmap``: read-only."""
     index = GalleryIndex.load(folder, mmap=mmap)
-    encoder = load_encoder(index.model_path(folder), need="embedding", tta=index.tta, batch_size=batch_size)
+    encoder = load_encoder(index.model_path(folder), need="embedding", tta=index.tta, batch_size=batch_size,
+                           device=device)
     if encoder.fingerprint != index.binding.fingerprint or encoder.output_size != index.dim:
         raise GalleryError(f"{folder}: its model file does not match its vectors; rebuild it with --reembed")
     return index, encoder
 
 
-def load_shards(folders: Sequence[Path | str], batch_size: int = 256) -> tuple[list[GalleryIndex], Encoder]:
+def load_shards(folders: Sequence[Path | str], batch_size: int = 256,
+                device: str = "cpu") -> tuple[list[GalleryIndex], Encoder]:
     """Every shard, memory-mapped (read-only), and the encoder of the first; shards must share model and TTA."""
     if not folders:
         raise ConfigError("give at least one index to search")
-    first, encoder = index_encoder(folders[0], batch_size, mmap=True)
+    first, encoder = index_encoder(folders[0], batch_size, mmap=True, device=device)
     shards = [first]
     for folder in folders[1:]:
         shard = GalleryIndex.load(folder, mmap=True)
@@ -71,7 +74,7 @@ def _start(out: Path, run: Path | str, tta: str | None, reembed: bool, index_typ
 
 def index_gallery(run: Path | str, gallery: Path | str, out: Path | str, root: Path | str | None = None,
                   batch_size: int = 256, progress: bool = True, tta: str | None = None, reembed: bool = False,
-                  save_every: int = SAVE_EVERY, index_type: str | None = None) -> dict:
+                  save_every: int = SAVE_EVERY, index_type: str | None = None, device: str = "cpu") -> dict:
     """Embed the gallery's images not yet in ``out`` and add them; returns a summary.
 
     Labels are optional (a flat folder indexes; the path is the id); a list's second column is a label, even
@@ -85,7 +88,7 @@ def index_gallery(run: Path | str, gallery: Path | str, out: Path | str, root: P
     parse_tta(tta)
     if index_type is not None:
         kinds.check_type(index_type)
-    index, encoder, carried = _start(out, run, tta, reembed, index_type, {"batch_size": batch_size})
+    index, encoder, carried = _start(out, run, tta, reembed, index_type, {"batch_size": batch_size, "device": device})
     journal = open_journal(out, index, rebuild=reembed, discard=reembed)
     resumed = len(journal)
     records = read_source(gallery, root, kind="label", labels="optional")
@@ -143,12 +146,12 @@ def index_info(out: Path | str, top: int = 20) -> dict:
 
 
 def search_index(folder: Path | str | Sequence[Path | str], queries: list[Path], k: int = 20,
-                 nprobe: int | None = None, ef_search: int | None = None) -> list[dict]:
+                 nprobe: int | None = None, ef_search: int | None = None, device: str = "cpu") -> list[dict]:
     """Top-``k`` gallery items for each query, embedded exactly as the gallery was.
 
     Several index folders (shards of one gallery, made with one model and TTA) are searched as one."""
     folders = [folder] if isinstance(folder, str | Path) else list(folder)
-    shards, encoder = load_shards(folders)
+    shards, encoder = load_shards(folders, device=device)
     encoded = encoder.encode_files(queries, progress=False, what="queries")
     found = search_shards(shards, encoded.vectors, k, nprobe, ef_search)
     return [{"query": str(path), "hits": [h.__dict__ for h in hits]} for path, hits in zip(encoded.paths, found)]

@@ -133,15 +133,16 @@ class Engine:
         self.embedder: Encoder | None = None
         self.scorer: Encoder | None = None
         if settings.model:
-            self.embedder = load_encoder(settings.model, need="embedding")
+            self.embedder = load_encoder(settings.model, need="embedding", device=settings.device)
             stored = self.embedder.thresholds.get(THRESHOLD_KEY)
             if stored and list(stored.get("tta") or []) != list(self.embedder.tta):  # the threshold's own TTA
-                self.embedder = load_encoder(settings.model, need="embedding", tta=stored.get("tta") or "none")
+                self.embedder = load_encoder(settings.model, need="embedding", tta=stored.get("tta") or "none",
+                                             device=settings.device)
         if settings.scorer:
-            self.scorer = load_encoder(settings.scorer)
+            self.scorer = load_encoder(settings.scorer, device=settings.device)
             check_output(self.scorer, "score", f"--scorer {settings.scorer}")
         self.threshold = similarity_threshold(self.embedder, settings.threshold) if self.embedder else None
-        self.detector = FaceDetector.load(settings.detector)
+        self.detector = FaceDetector.load(settings.detector, device=settings.device)
         self.detector_source = settings.detector or "bundled"
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="finegrain-model")
         wait = settings.batch_wait_ms / 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from finegrain.devices import resolve_device
 from finegrain.errors import ConfigError
 
 API_KEY_ENV = "FINEGRAIN_API_KEY"
@@ -25,6 +26,7 @@ class ServeSettings:
     threshold: float | None = None  # identify/verify cosine threshold; None: the model's stored one, else 0.5
     batch_wait_ms: float = 5.0  # how long a request waits for others to share its network batch
     reembed: bool = False
+    device: str = "auto"  # where the models compute (--device); checked when the service starts
 
     def __post_init__(self) -> None:
         if self.max_upload_mb <= 0:
@@ -39,6 +41,7 @@ class ServeSettings:
             raise ConfigError(f"--threshold is a cosine similarity between -1 and 1, got {self.threshold}")
         if self.batch_wait_ms < 0:
             raise ConfigError(f"--batch-wait-ms must be 0 or more, got {self.batch_wait_ms}")
+        resolve_device(self.device)  # a GPU this machine lacks is refused before anything starts
         if self.model is None and self.scorer is None:
             raise ConfigError("--model or --scorer: the service needs at least one model")
         if Path(self.data).exists() and not Path(self.data).is_dir():

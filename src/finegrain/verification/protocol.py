@@ -35,11 +35,11 @@ def _normalizer_of(encoder: Encoder) -> str | None:
 
 def verify_pairs(run: Path | str, pairs: Path | str, root: Path | str, tta: str | None = None,
                  out: Path | str | None = None, save_threshold: bool = False, normalize: bool = True,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, device: str = "cpu") -> dict:
     """Accuracy ± SE over folds, ROC AUC, TAR at FAR 1e-2/1e-3, the thresholds; a ROC PNG in ``out``."""
     pair_set = read_pairs(pairs)
     paths, index = resolve_images(pair_set, root)
-    encoder = load_encoder(run, need="embedding", tta=tta, normalize=normalize)
+    encoder = load_encoder(run, need="embedding", tta=tta, normalize=normalize, device=device)
     if save_threshold and not normalize:
         raise ConfigError("--save-threshold with --no-normalize would store a threshold for embeddings the model "
                           "never makes; drop one of them")
@@ -64,13 +64,13 @@ def verify_pairs(run: Path | str, pairs: Path | str, root: Path | str, tta: str 
 
 
 def verify_one(run: Path | str, image_a: Path | str, image_b: Path | str, threshold: float | None = None,
-               tta: str | None = None) -> dict:
+               tta: str | None = None, device: str = "cpu") -> dict:
     """Distance between two images and the same/different call at the stored (or given) threshold.
 
     A stored threshold was fitted on embeddings made one way (TTA); they are made that way again, and an
     explicit different ``tta`` is an error rather than a call at a threshold that does not apply.
     """
-    encoder = load_encoder(run, need="embedding", tta=tta)
+    encoder = load_encoder(run, need="embedding", tta=tta, device=device)
     if threshold is None:
         stored = encoder.thresholds.get(THRESHOLD_KEY)
         if not stored:
@@ -82,7 +82,7 @@ def verify_one(run: Path | str, image_a: Path | str, image_b: Path | str, thresh
             raise ConfigError(f"the stored threshold was fitted with --tta {','.join(fitted_tta) or 'none'}; pass the "
                               "same --tta, or give --threshold")
         if fitted_tta != encoder.tta:
-            encoder = load_encoder(run, need="embedding", tta=fitted_tta)
+            encoder = load_encoder(run, need="embedding", tta=fitted_tta, device=device)
         threshold = float(stored["threshold"])
     vectors = encoder.encode_files([Path(image_a), Path(image_b)], progress=False).vectors
     distance = float(np.linalg.norm(vectors[0] - vectors[1]))
