@@ -1,6 +1,7 @@
 """Long-tailed classification on LFW: the people with at least 10 images (158 people, 10 to 530 images each).
 
-    .venv/bin/python bench/longtail.py [METHOD ...] [--epochs 20] [--threads 2] [--width W] [--reuse] [--no-plain]
+    .venv/bin/python bench/longtail.py [METHOD ...] [--epochs 20] [--threads 2] [--width W | --widths A,B,C,D]
+        [--reuse] [--no-plain]
 
 Five images of every person are held out as a balanced test set (fixed by a seed, before anything trains);
 the rest (5 to 525 per person) train ``finegrain train --task classify --imbalance METHOD``, which holds out
@@ -82,7 +83,7 @@ def test_set(test_list: Path, classes: list[str], size: int):
 
 
 def run(method: str, train_list: Path, epochs: int, threads: int, reuse: bool, width: float | None,
-        tag: str) -> tuple[Path, float]:
+        tag: str, widths: str | None = None) -> tuple[Path, float]:
     out = RESULTS / "longtail-runs" / f"{method}{tag}"
     timing = out / "bench_seconds.json"
     if reuse and (out / "model.safetensors").exists() and timing.exists():
@@ -90,7 +91,7 @@ def run(method: str, train_list: Path, epochs: int, threads: int, reuse: bool, w
     shutil.rmtree(out, ignore_errors=True)
     flags = {"head": "knn"} if method == "knn" else {"imbalance": method}
     cfg = TrainConfig(data=str(train_list), root=str(LFW), out=str(out), task="classify", epochs=epochs,
-                      threads=threads, width=width, progress=False, **flags)
+                      threads=threads, width=width, widths=widths, progress=False, **flags)
     started = time.perf_counter()
     train(cfg, quiet=True, tensorboard=False)
     seconds = time.perf_counter() - started
@@ -122,13 +123,16 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="evaluate finished runs again instead of retraining")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain loop")
     parser.add_argument("--width", type=float, default=None, help="backbone width (default: the classify default)")
+    parser.add_argument("--widths", default=None, help="channels of each convolution (instead of --width)")
     args = parser.parse_args()
     print("$ " + shlex.join([".venv/bin/python", *sys.argv]), flush=True)
     train_list, test_list = write_split()
     rows = []
     for method in args.methods:
-        tag = f"-w{args.width:g}" if args.width else ""
-        run_dir, seconds = run(method, train_list, args.epochs, args.threads, args.reuse, args.width, tag)
+        tag = f"-w{args.width:g}" if args.width else f"-w{args.widths.replace(',', '-')}" if args.widths else ""
+        tag += f"-e{args.epochs}" if args.epochs != 20 else ""
+        run_dir, seconds = run(method, train_list, args.epochs, args.threads, args.reuse, args.width, tag,
+                               args.widths)
         classifier = Classifier.load(run_dir)
         images, labels = test_set(test_list, classifier.classes, classifier.image_size)
         counts = np.asarray(classifier.info["train_counts"])

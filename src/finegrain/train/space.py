@@ -14,6 +14,7 @@ from finegrain.config import TrainConfig
 
 # Backbones that train at ≥ 300 images/s at 64 px on 2 CPU cores (bench/defaults.py measures them).
 BACKBONES: dict[str, dict[str, Any]] = {
+    "conv4-pyramid": {"backbone": "conv4", "widths": "16,32,64,128", "width": None},
     "conv4-0.5": {"backbone": "conv4", "width": 0.5},
     "tiny_darknet-0.5": {"backbone": "tiny_darknet", "width": 0.5},
     "resnet-s2-0.5": {"backbone": "resnet", "stem_stride": 2, "width": 0.5},
@@ -51,7 +52,7 @@ def space(task: str) -> dict:
 
 def apply(cfg: TrainConfig, params: dict[str, Any]) -> TrainConfig:
     """``cfg`` with a trial's parameters applied (presets expanded into their flags); not yet validated."""
-    changes: dict[str, Any] = {"stem_stride": None, "activation": None, "batch_norm": None}
+    changes: dict[str, Any] = {"stem_stride": None, "activation": None, "batch_norm": None, "widths": None}
     for name, value in params.items():
         changes |= _PRESETS[name][value] if name in _PRESETS else {name: value}
     return dataclasses.replace(cfg, **changes)
