@@ -194,8 +194,8 @@ class TrainConfig:
         if source is not None:
             self._check_init(source)
         if self.widths is not None:
-            try:  # the backbone knows how many convolutions it has
-                create_backbone(self.backbone, **self.backbone_kwargs())
+            try:  # the backbone knows how many convolutions it has (its other options are checked on their own)
+                create_backbone(self.backbone, widths=self._parse_widths())
             except ConfigError as error:
                 raise ConfigError(f"--widths {self.widths}: {error}") from None
         if self.width is None and self.widths is None and source is None:  # with --init, the source's widths
