@@ -94,8 +94,13 @@ def test_on_a_gpu_vectors_scores_and_boxes_match_the_cpu(tiny_model, make_model,
         cpu, gpu = load_encoder(model), load_encoder(model, device="cuda")
         assert next(gpu.model.parameters()).device.type == "cuda"
         assert np.allclose(cpu.encode_array(images), gpu.encode_array(images), atol=1e-4)
+    # A random photo may hold no face, so compare the nets' own outputs on windows as well as the boxes.
     rng = np.random.default_rng(0)
+    windows = torch.from_numpy(rng.uniform(0, 1, size=(64, 1, 24, 24)).astype(np.float32))
+    cpu_det, gpu_det = FaceDetector.load(device="cpu"), FaceDetector.load(device="cuda")
+    assert np.allclose(cpu_det.cascade.face_probability(24, windows), gpu_det.cascade.face_probability(24, windows),
+                       rtol=1e-2, atol=1e-8)  # these probabilities are ~1e-5: relative, not absolute
     photo = rng.integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
-    boxes = [[f.box for f in FaceDetector.load(device=d).detect(photo)] for d in ("cpu", "cuda")]
+    boxes = [[f.box for f in det.detect(photo)] for det in (cpu_det, gpu_det)]
     assert np.allclose(np.array(boxes[0]).reshape(-1, 4), np.array(boxes[1]).reshape(-1, 4), atol=1e-2)
     assert json.dumps(load_encoder(tiny_model, device="cuda").describe())  # the description is device-free
