@@ -80,15 +80,21 @@ def _record(row: dict) -> dict:
     return row
 
 
+# A task's revision goes up when finegrain changes what ``finegrain train`` gives for the same flags; rows of an
+# earlier revision stay in the log as history and are not reused. Score 2: the scorer's default test-time
+# augmentation is chosen on its validation split (flip or none).
+REVISION = {"embed": 1, "score": 2}
+
+
 def _find(**key) -> dict | None:
-    rows = [r for r in _done() if all(r.get(k) == v for k, v in key.items())]
+    rows = [r for r in _done() if all(r.get(k, 1 if k == "revision" else None) == v for k, v in key.items())]
     return rows[-1] if rows else None
 
 
 def run_finegrain(ds: DataSet, label: str, flags: list[str]) -> dict:
     """``finegrain train`` as a user runs it, timed whole; then the test metric of the model it wrote (the mean
     over ``ds.seeds`` runs with ``--seed 0, 1, ...`` when the test set is too small to trust one run)."""
-    if (row := _find(kind="finegrain", dataset=ds.name, label=label)) is not None:
+    if (row := _find(kind="finegrain", dataset=ds.name, label=label, revision=REVISION[ds.task])) is not None:
         return row
     task = ["--task", "score"] if ds.task == "score" else []
     metrics, times, epochs, chosen = [], [], [], []
@@ -105,7 +111,7 @@ def run_finegrain(ds: DataSet, label: str, flags: list[str]) -> dict:
         epochs.append(len((out / "metrics.jsonl").read_text().splitlines()))
         summary = out / "search" / "summary.json"
         chosen.append(json.loads(summary.read_text())["chosen"] if summary.exists() else None)
-    return _record({"kind": "finegrain", "dataset": ds.name, "label": label,
+    return _record({"kind": "finegrain", "dataset": ds.name, "label": label, "revision": REVISION[ds.task],
                     "metric": round(float(np.mean(metrics)), 4), "per_seed": [round(m, 4) for m in metrics],
                     "seconds": round(float(np.mean(times)), 1), "epochs": epochs, "command": shlex.join(argv),
                     "chosen": chosen})
@@ -158,7 +164,7 @@ def _same_as_defaults(ds: DataSet) -> dict | None:
     defaults = TrainConfig(data=str(ds.train), task=ds.task).validate().to_dict()
     for label in CANDIDATES:
         run = RESULTS / "defaults-runs" / f"{ds.name}-{label}" / "seed0" / "config.yaml"
-        row = _find(kind="finegrain", dataset=ds.name, label=label)
+        row = _find(kind="finegrain", dataset=ds.name, label=label, revision=REVISION[ds.task])
         if row is None or not run.exists():
             continue
         saved = TrainConfig.load(run).to_dict()
@@ -170,7 +176,7 @@ def _same_as_defaults(ds: DataSet) -> dict | None:
 def table(datasets: list[str], budget: str) -> None:
     for ds_name in datasets:
         ds = DATASETS[ds_name]()
-        default = _find(kind="finegrain", dataset=ds.name, label="defaults")
+        default = _find(kind="finegrain", dataset=ds.name, label="defaults", revision=REVISION[ds.task])
         if default is None and (default := _same_as_defaults(ds)) is not None:
             _record(default)
         default = default or run_finegrain(ds, "defaults", [])

@@ -11,9 +11,11 @@ from finegrain.artifact import read_artifact
 from finegrain.cli import main
 from finegrain.config import TrainConfig
 from finegrain.encoders import load_encoder
+from finegrain.eval.regression import regression_metrics
 from finegrain.models import EmbeddingModel, ScoringModel, load_model
 from finegrain.train.run import train
 from finegrain.train.score_recipe import siamese_config
+from finegrain.train.single import prepare_splits
 
 SMALL = dict(task="score", recipe="staged", backbone="conv4", image_size=16, width=0.25, p=4, k=4, batch_size=12,
              lr=3e-3, epochs=3, pretrain_epochs=2, val=0.2, workers=0, threads=1, progress=False, augment="none")
@@ -47,6 +49,28 @@ def test_direct_recipe_learns_the_synthetic_score(score_list, tmp_path):
     assert len(encoded.paths) == len(paths) and not encoded.problems
     true = torch.tensor([float(s) for _, s in lines])
     assert torch.corrcoef(torch.stack([torch.from_numpy(scores), true]))[0, 1] > 0.8
+
+
+def test_default_tta_is_chosen_on_the_validation_split(score_list_factory, tmp_path):
+    scores = score_list_factory(tmp_path / "rated", n=500, size=16)  # 100 to validate on
+    cfg = _cfg(scores, tmp_path / "run", recipe="direct", epochs=4)
+    train(cfg, quiet=True, tensorboard=False)
+    _, manifest = load_model(tmp_path / "run" / "model.safetensors")
+    stored = manifest["provenance"]["tta_choice"]["val_pearson"]
+    # The stored figures are the validation split's, each recomputed here with the model file.
+    _, val = prepare_splits(cfg, quiet=True)
+    for tta in ("none", "flip"):
+        encoder = load_encoder(tmp_path / "run", need="score", tta=tta)
+        assert regression_metrics(encoder.encode_array(val.images.array()), val.scores)["pearson"] == \
+            pytest.approx(stored[tta], abs=1e-4)
+    assert manifest["tta"] == (["flip"] if stored["flip"] > stored["none"] else [])
+    assert list(load_encoder(tmp_path / "run", need="score").tta) == manifest["tta"]  # the model's default
+
+    # No mirror TTA for data a mirror changes, nor without a validation split to choose on.
+    for name, flags in {"no-flip": {"flip": False}, "no-val": {"val": 0.0}}.items():
+        train(_cfg(scores, tmp_path / name, recipe="direct", epochs=1, **flags), quiet=True, tensorboard=False)
+        _, manifest = load_model(tmp_path / name / "model.safetensors")
+        assert manifest["tta"] == [] and "tta_choice" not in manifest["provenance"]
 
 
 def test_siamese_stage_uses_every_bin_per_batch_and_keeps_the_batch_size():

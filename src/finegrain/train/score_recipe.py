@@ -64,7 +64,12 @@ def _fine_tune(cfg: TrainConfig, model: ScoringModel, train: PreparedData, val: 
         + (", class-balanced)" if cfg.balance else ")"), quiet)
     history = fit(task, cfg, run_dir, cfg.epochs, grow, resume, tensorboard, deadline=deadline,
                   epoch_hooks=epoch_hooks, backbone_lr_scale=cfg.backbone_lr_scale if cfg.init else 1.0)
-    save_model(task.model, run_dir / MODEL_FILE, **task.model_manifest())
+    manifest = task.model_manifest()
+    save_model(task.model, run_dir / MODEL_FILE, **manifest)
+    if choice := manifest["provenance"].get("tta_choice"):
+        pearson = choice["val_pearson"]
+        say(f"default test-time augmentation: {','.join(manifest['tta']) or 'none'} (validation Pearson "
+            f"{pearson['none']:.3f} plain, {pearson['flip']:.3f} mirror-averaged)", quiet)
     return history
 
 
