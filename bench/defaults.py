@@ -57,6 +57,11 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                                  "--no-balance"]),
     "score-conv4pyr-direct-unbalanced": ("score", ["--backbone", "conv4", "--widths", "16,32,64,128", "--recipe",
                                                    "direct", "--no-balance"]),
+    # The same with a longer patience: across groups, early stopping on the training group's validation faces
+    # ended runs at a third of their cosine schedule (C→A: epoch 24 of 60), before its low-rate end.
+    "score-conv4pyr-direct-unbalanced-patience15": ("score", ["--backbone", "conv4", "--widths", "16,32,64,128",
+                                                              "--recipe", "direct", "--no-balance",
+                                                              "--patience", "15"]),
     "score-tinybn-direct": ("score", ["--backbone", "tiny_darknet", "--width", "0.5", "--batch-norm",
                                       "--activation", "leaky_relu", "--recipe", "direct"]),
     "score-tinybn-staged": ("score", ["--backbone", "tiny_darknet", "--width", "0.5", "--batch-norm",
