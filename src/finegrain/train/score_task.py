@@ -82,9 +82,10 @@ class ScoreTask:
         if self.val_data is None or not self.cfg.flip:
             return [], {}
         images = self.val_data.images.array()
+        # Rounded before the comparison, so the stored figures show the decision (a smaller gap is noise).
         pearson = {
-            name: regression_metrics(SingleEncoder(self.model, self.preprocess, tta=tta).encode_array(images),
-                                     self.val_data.scores)["pearson"]
+            name: round(regression_metrics(SingleEncoder(self.model, self.preprocess, tta=tta).encode_array(images),
+                                           self.val_data.scores)["pearson"], 4)
             for name, tta in (("none", ()), ("flip", ("flip",)))
         }
         return (["flip"] if pearson["flip"] > pearson["none"] else []), pearson
@@ -96,7 +97,7 @@ class ScoreTask:
             "score_range": [float(self.train_data.scores.min()), float(self.train_data.scores.max())]}
         if pearson:
             provenance["tta_choice"] = {"rule": "flip when its validation Pearson is higher",
-                                        "val_pearson": {k: round(v, 4) for k, v in pearson.items()}}
+                                        "val_pearson": pearson}
         return {
             "preprocessing": self.preprocess.to_dict(),
             "train_config": self.cfg.to_dict(),
