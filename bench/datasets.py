@@ -97,7 +97,7 @@ def orl() -> DataSet:
     return DataSet("orl", "embed", "open-set MAP@R (15 unseen people), mean of 3 seeds", train, evaluate, seeds=3)
 
 
-def _scut(name: str, train_lines: list[str], test_lines: list[str], metric: str) -> DataSet:
+def _scut(name: str, train_lines: list[str], test_lines: list[str], metric: str, seeds: int = 1) -> DataSet:
     images = SHARED / "scut-fbp5500" / "images"
     train = _write(WORK / f"{name}-train.txt", [f"{images / f} {s}" for f, s in map(str.split, train_lines)])
     test = [(images / f, float(s)) for f, s in map(str.split, test_lines)]
@@ -106,7 +106,7 @@ def _scut(name: str, train_lines: list[str], test_lines: list[str], metric: str)
         predicted = embed(_images([p for p, _ in test], size)).reshape(-1)
         return regression_metrics(predicted, np.array([s for _, s in test]))["pearson"]
 
-    return DataSet(name, "score", metric, train, evaluate)
+    return DataSet(name, "score", metric, train, evaluate, seeds)
 
 
 def scut() -> DataSet:
@@ -121,7 +121,10 @@ def scut_across(source: str) -> DataSet:
     caucasian = [line for line in lines if line.startswith("C")]
     if source == "asian":
         return _scut("scut-a2c", asian, caucasian, "Pearson on Caucasian faces, trained on Asian")
-    return _scut("scut-c2a", caucasian, asian, "Pearson on Asian faces, trained on Caucasian")
+    # The mean of three seeds: trained on 1,500 Caucasian faces, one run's Pearson on the Asian ones moves by up to
+    # 0.15 with a few seconds more or less of the plain loop's training (0.24 at 109 s, 0.34 at 113 s).
+    return _scut("scut-c2a", caucasian, asian, "Pearson on Asian faces, trained on Caucasian, mean of 3 seeds",
+                 seeds=3)
 
 
 DATASETS: dict[str, Callable[[], DataSet]] = {

@@ -89,17 +89,25 @@ def _record(row: dict) -> dict:
 # earlier revision stay in the log as history and are not reused. Score 2: the scorer's default test-time
 # augmentation is chosen on its validation split (flip or none).
 REVISION = {"embed": 1, "score": 2}
+# The same for what ``--time-budget`` does on top (rows with the flag): 2, the search stops once the time left
+# only holds the best settings' full training.
+SEARCH_REVISION = 2
 
 
-def _find(**key) -> dict | None:
-    rows = [r for r in _done() if all(r.get(k, 1 if k == "revision" else None) == v for k, v in key.items())]
+def _find(seeds: int, **key) -> dict | None:
+    """The last row with these fields and ``seeds`` runs (a set measured with fewer seeds before is re-measured)."""
+    rows = [r for r in _done() if all(r.get(k, 1 if "revision" in k else None) == v for k, v in key.items())
+            and len(r.get("per_seed", [None])) == seeds]
     return rows[-1] if rows else None
 
 
 def run_finegrain(ds: DataSet, label: str, flags: list[str]) -> dict:
     """``finegrain train`` as a user runs it, timed whole; then the test metric of the model it wrote (the mean
     over ``ds.seeds`` runs with ``--seed 0, 1, ...`` when the test set is too small to trust one run)."""
-    if (row := _find(kind="finegrain", dataset=ds.name, label=label, revision=REVISION[ds.task])) is not None:
+    revisions = {"revision": REVISION[ds.task]}
+    if "--time-budget" in flags:
+        revisions["search_revision"] = SEARCH_REVISION
+    if (row := _find(ds.seeds, kind="finegrain", dataset=ds.name, label=label, **revisions)) is not None:
         return row
     task = ["--task", "score"] if ds.task == "score" else []
     metrics, times, epochs, chosen = [], [], [], []
@@ -116,7 +124,7 @@ def run_finegrain(ds: DataSet, label: str, flags: list[str]) -> dict:
         epochs.append(len((out / "metrics.jsonl").read_text().splitlines()))
         summary = out / "search" / "summary.json"
         chosen.append(json.loads(summary.read_text())["chosen"] if summary.exists() else None)
-    return _record({"kind": "finegrain", "dataset": ds.name, "label": label, "revision": REVISION[ds.task],
+    return _record({"kind": "finegrain", "dataset": ds.name, "label": label, **revisions,
                     "metric": round(float(np.mean(metrics)), 4), "per_seed": [round(m, 4) for m in metrics],
                     "seconds": round(float(np.mean(times)), 1), "epochs": epochs, "command": shlex.join(argv),
                     "chosen": chosen})
@@ -124,7 +132,7 @@ def run_finegrain(ds: DataSet, label: str, flags: list[str]) -> dict:
 
 def run_plain(ds: DataSet, seconds: float, size: int = 64) -> dict:
     """The plain loop on the same training images at the same size, for ``seconds`` of training."""
-    if (row := _find(kind="plain", dataset=ds.name, budget=round(seconds, 1))) is not None:
+    if (row := _find(ds.seeds, kind="plain", dataset=ds.name, budget=round(seconds, 1))) is not None:
         return row
     torch.set_num_threads(2)
     metrics = []
@@ -169,7 +177,7 @@ def _same_as_defaults(ds: DataSet) -> dict | None:
     defaults = TrainConfig(data=str(ds.train), task=ds.task).validate().to_dict()
     for label in CANDIDATES:
         run = RESULTS / "defaults-runs" / f"{ds.name}-{label}" / "seed0" / "config.yaml"
-        row = _find(kind="finegrain", dataset=ds.name, label=label, revision=REVISION[ds.task])
+        row = _find(ds.seeds, kind="finegrain", dataset=ds.name, label=label, revision=REVISION[ds.task])
         if row is None or not run.exists():
             continue
         saved = TrainConfig.load(run).to_dict()
@@ -181,7 +189,7 @@ def _same_as_defaults(ds: DataSet) -> dict | None:
 def table(datasets: list[str], budget: str) -> None:
     for ds_name in datasets:
         ds = DATASETS[ds_name]()
-        default = _find(kind="finegrain", dataset=ds.name, label="defaults", revision=REVISION[ds.task])
+        default = _find(ds.seeds, kind="finegrain", dataset=ds.name, label="defaults", revision=REVISION[ds.task])
         if default is None and (default := _same_as_defaults(ds)) is not None:
             _record(default)
         default = default or run_finegrain(ds, "defaults", [])

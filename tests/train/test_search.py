@@ -79,7 +79,8 @@ def test_a_60_second_budget_ends_within_60_seconds_and_one_epoch(tmp_path, class
     assert elapsed <= 60 + max(epochs) + 8, (elapsed, max(epochs))  # 8 s: starting Python, importing torch
     assert elapsed >= 50  # the budget was used, not skipped
     summary = json.loads((run / "search" / "summary.json").read_text())
-    assert len(summary["trials"]) >= 2 and (run / "model.safetensors").exists()
+    # Trial 0 at least; more only if the time left after it holds more than its settings' full 30 epochs.
+    assert len(summary["trials"]) >= 1 and (run / "model.safetensors").exists()
 
 
 def test_without_a_validation_split_the_budget_trains_the_given_settings(tmp_path, class_folder_factory, capsys):
@@ -89,3 +90,15 @@ def test_without_a_validation_split_the_budget_trains_the_given_settings(tmp_pat
     captured = capsys.readouterr()
     assert "nothing to choose settings by" in captured.err
     assert json.loads(captured.out)["search"]["trials"] == []
+
+
+def test_the_search_stops_when_the_time_left_only_holds_the_best_settings_full_training():
+    from finegrain.train.search import PLANNED, SEARCH_SHARE, search_end
+
+    # No finished trial yet: the search may use its share of the budget.
+    assert search_end(1000.0, 600.0, 60, None) == 1000.0 + SEARCH_SHARE * 600
+    # A fast best trial (1 s an epoch, 60 epochs ≈ 63 s): the share is the limit.
+    assert search_end(1000.0, 600.0, 60, 1.0) == 1000.0 + SEARCH_SHARE * 600
+    # A slow one (9 s an epoch: 568 s for 60 epochs): the search ends at once, leaving the full training.
+    end = search_end(1000.0, 600.0, 60, 9.0)
+    assert end == pytest.approx(1000.0 + 600 - 9.0 * 60 / PLANNED) and end < 1000.0 + SEARCH_SHARE * 600

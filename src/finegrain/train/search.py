@@ -1,9 +1,11 @@
 """``--time-budget``: search the space of ``space.py`` with Optuna, then train the best, inside the budget.
 
-1. Search (the first 40% of the budget): trial 0 is the configuration as given (the defaults, usually);
-   later trials are drawn by a TPE sampler. Each trial trains a third of the full epochs on the run's
-   training split and reports its validation metric after every epoch to Optuna's successive-halving
-   pruner, which stops weak trials early.
+1. Search: trial 0 is the configuration as given (the defaults, usually); later trials are drawn by a TPE
+   sampler. Each trial trains a third of the full epochs on the run's training split and reports its
+   validation metric after every epoch to Optuna's successive-halving pruner, which stops weak trials early.
+   The search ends at 40% of the budget, or earlier: as soon as the time left is only what the best trial's
+   settings need to train their full epochs (at that trial's speed), so the choice is always trained to
+   completion. A short budget on a large data set therefore searches little or nothing beyond trial 0.
 2. Final: the best trial's model trained on (a warm restart of the schedule) for as many epochs as the time
    left holds, at most the full number; the model kept is that run's or, if better on validation, the best
    trial's own.
@@ -38,6 +40,7 @@ from finegrain.utils import atomic_write, atomic_write_text
 SEARCH_DIR, CLOCK, CHOSEN = "search", "clock.json", "chosen.json"
 SEARCH_SHARE = 0.4  # of the budget, for the search; the rest trains the chosen settings
 TRIAL_SHARE = 3  # a trial trains 1/TRIAL_SHARE of the full epochs
+PLANNED = 0.95  # of the time left, what the final run's epochs are planned to fill (epochs vary in length)
 
 
 class _Clock:
@@ -134,8 +137,28 @@ def _plot(rows: list[dict], path: Path, monitor: str) -> None:
     plt.close(fig)
 
 
-def _run_trials(cfg: TrainConfig, run: Path, clock: _Clock, deadline: float, quiet: bool, monitor: str,
-                mode: str) -> Any:
+def search_end(started: float, budget: float, full_epochs: int, best_seconds_per_epoch: float | None) -> float:
+    """When the search stops: at ``SEARCH_SHARE`` of the budget, or earlier, once the time left only holds the
+    best trial's settings trained for their full epochs (planned as the final run plans its epochs)."""
+    end = started + SEARCH_SHARE * budget
+    if best_seconds_per_epoch is None:
+        return end
+    return min(end, started + budget - best_seconds_per_epoch * full_epochs / PLANNED)
+
+
+def _seconds_per_epoch(trial) -> float:
+    return (trial.datetime_complete - trial.datetime_start).total_seconds() / max(1, len(trial.intermediate_values))
+
+
+def _best_trial(study, mode: str) -> tuple[int, Any] | None:
+    ranked = [(i, t) for i, t in enumerate(_kept(study)) if t.value is not None and t.state.name == "COMPLETE"]
+    if not ranked:
+        return None
+    return max(ranked, key=lambda it: it[1].value if mode == "max" else -it[1].value)
+
+
+def _run_trials(cfg: TrainConfig, run: Path, clock: _Clock, budget: float, full_epochs: int, quiet: bool,
+                monitor: str, mode: str) -> Any:
     import optuna
 
     folder = run / SEARCH_DIR
@@ -143,7 +166,12 @@ def _run_trials(cfg: TrainConfig, run: Path, clock: _Clock, deadline: float, qui
     study = _study(folder, cfg, mode)
     distributions = space.space(cfg.task)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    while time.time() < deadline and (cfg.search_trials is None or len(
+
+    def deadline() -> float:
+        best = _best_trial(study, mode)
+        return search_end(clock.started, budget, full_epochs, _seconds_per_epoch(best[1]) if best else None)
+
+    while time.time() < deadline() and (cfg.search_trials is None or len(
             [t for t in study.trials if t.state in finished]) < cfg.search_trials):
         # Reseeded per trial: the sequence of settings depends on the seed and the results so far, not on how
         # often the search was interrupted and resumed.
@@ -165,7 +193,7 @@ def _run_trials(cfg: TrainConfig, run: Path, clock: _Clock, deadline: float, qui
 
         say(f"search: trial {index}: {json.dumps(trial.params)}", quiet)
         try:
-            train_run(trial_cfg, quiet=True, tensorboard=False, deadline=deadline, epoch_hooks=[report])
+            train_run(trial_cfg, quiet=True, tensorboard=False, deadline=deadline(), epoch_hooks=[report])
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
@@ -201,13 +229,12 @@ def train_within_budget(cfg: TrainConfig, resume: bool = False, quiet: bool = Fa
     if not chosen_file.exists():
         trials_cfg = dataclasses.replace(cfg, epochs=max(2, full_epochs // TRIAL_SHARE),
                                          pretrain_epochs=max(1, cfg.pretrain_epochs // TRIAL_SHARE))
-        study = _run_trials(trials_cfg, run, clock, clock.started + SEARCH_SHARE * budget, quiet, monitor, mode)
-        ranked = [(i, t) for i, t in enumerate(_kept(study)) if t.value is not None and t.state.name == "COMPLETE"]
-        if not ranked:
+        study = _run_trials(trials_cfg, run, clock, budget, full_epochs, quiet, monitor, mode)
+        if (found := _best_trial(study, mode)) is None:
             raise FinegrainError(f"--time-budget {cfg.time_budget}: no search trial finished; give more time")
-        index, best = max(ranked, key=lambda it: it[1].value if mode == "max" else -it[1].value)
-        per_epoch = (best.datetime_complete - best.datetime_start).total_seconds() / len(best.intermediate_values)
-        epochs = int(min(max((budget - clock.spent()) * 0.95 // per_epoch, 1), full_epochs))
+        index, best = found
+        per_epoch = _seconds_per_epoch(best)
+        epochs = int(min(max((budget - clock.spent()) * PLANNED // per_epoch, 1), full_epochs))
         atomic_write_text(chosen_file, json.dumps({"trial": index, "params": best.params,
                                                    "value": best.value, "epochs": epochs}))
     chosen = json.loads(chosen_file.read_text())
