@@ -3,6 +3,7 @@
     .venv/bin/python bench/defaults.py select [--datasets ...] [--candidates ...]
     .venv/bin/python bench/defaults.py table [--datasets ...] [--budget 10m]
     .venv/bin/python bench/defaults.py speed
+    .venv/bin/python bench/defaults.py probe --datasets scut-c2a --label NAME --flags "--patience 0"
 
 ``select`` trains every candidate default configuration of a task on each of its data sets (see
 ``datasets.py``) with plain ``finegrain train DATA --out RUN`` plus the candidate's flags, and measures its
@@ -11,6 +12,9 @@ candidate's run, so a slower candidate gives the plain loop more time too. A can
 worst ratio to the plain loop over the data sets; the best score wins, and becomes finegrain's default.
 No test figure enters training: each run picks its epoch on its own validation split, and the rule (best
 worst-case ratio) was fixed before any run.
+
+``probe`` trains ``finegrain train DATA`` plus ``--flags`` on each data set (its seeds) and prints the test
+metric: a one-off question, recorded as ``probe-NAME``; it chooses nothing.
 
 ``table`` measures, per data set, in one run: finegrain's defaults (``finegrain train DATA``), the plain loop
 with the defaults' wall time, and ``--time-budget`` (default 10m), each with its command.
@@ -230,16 +234,24 @@ def speed(seconds: float = 20.0) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("select", "table", "speed"))
+    parser.add_argument("mode", choices=("select", "table", "speed", "probe"))
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--budget", default="10m")
+    parser.add_argument("--label", help="probe: the row's name (recorded as probe-LABEL)")
+    parser.add_argument("--flags", default="", help="probe: finegrain train flags, one string")
     args = parser.parse_args()
     if not (Path(__file__).resolve().parents[2] / "shared" / "data").exists():
         print("bench/defaults.py needs ../shared/data", file=sys.stderr)
         return 2
     if args.mode == "speed":
         speed()
+    elif args.mode == "probe":
+        if not args.label:
+            parser.error("probe needs --label")
+        for name in args.datasets:
+            row = run_finegrain(DATASETS[name](), f"probe-{args.label}", shlex.split(args.flags))
+            print(f"{name} probe-{args.label}: {row['metric']} (per seed {row['per_seed']}, {row['seconds']} s)")
     elif args.mode == "select":
         select(args.datasets, args.candidates)
     else:
