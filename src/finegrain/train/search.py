@@ -147,6 +147,8 @@ def search_end(started: float, budget: float, full_epochs: int, best_seconds_per
 
 
 def _seconds_per_epoch(trial) -> float:
+    # The trial's whole time, data preparation included: a slight overestimate, which errs on the side of
+    # leaving the final run enough time.
     return (trial.datetime_complete - trial.datetime_start).total_seconds() / max(1, len(trial.intermediate_values))
 
 
