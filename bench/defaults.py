@@ -61,6 +61,16 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                                  "--no-balance"]),
     "score-conv4pyr-direct-unbalanced": ("score", ["--backbone", "conv4", "--widths", "16,32,64,128", "--recipe",
                                                    "direct", "--no-balance"]),
+    # The same with each image standardised (--input-norm image): a photo's brightness tracks its rating with
+    # opposite signs in SCUT's two groups, so a network that can read it learns a cue that does not transfer.
+    "score-conv4pyr-direct-unbalanced-imagenorm": ("score", ["--backbone", "conv4", "--widths", "16,32,64,128",
+                                                             "--recipe", "direct", "--no-balance",
+                                                             "--input-norm", "image"]),
+    # The same with the plain loop's head (average pooling, no dropout): in the plain loop with standardised images,
+    # finegrain's head (GeM, dropout 0.5) took Caucasian -> Asian from 0.385 to 0.194 (seeds 0-1, bench/README).
+    "score-conv4pyr-direct-unbalanced-imagenorm-avg": ("score", ["--backbone", "conv4", "--widths", "16,32,64,128",
+                                                                 "--recipe", "direct", "--no-balance", "--input-norm",
+                                                                 "image", "--pooling", "avg", "--head-dropout", "0"]),
     # The same with a longer patience: across groups, early stopping on the training group's validation faces
     # ended runs at a third of their cosine schedule (C→A: epoch 24 of 60), before its low-rate end.
     "score-conv4pyr-direct-unbalanced-patience15": ("score", ["--backbone", "conv4", "--widths", "16,32,64,128",

@@ -94,6 +94,10 @@ class TrainConfig:
                                     default=None)
     lbp_radius: int | None = _help("lbp: neighbour distance of the binary patterns (default 1)", default=None)
     lbp_cell: int | None = _help("lbp: side of the histogram cells in pixels (default 10)", default=None)
+    input_norm: str | None = _help(
+        "fixed (one mean and scale for every image) | image (each image to zero mean and unit variance: overall "
+        "brightness and contrast carry no signal) (default: fixed; with --init, the started-from model's)",
+        default=None)
     embedding_size: int = _help("embedding dimension", default=128)
     pooling: str = _help("avg | gem", default="gem")
     image_size: int = _help("images are resized once to this square size", default=64)
@@ -171,7 +175,13 @@ class TrainConfig:
         from finegrain.models.backbone import ACTIVATIONS
         from finegrain.models.heads import POOLINGS
         from finegrain.models.net2net import parse_growth
-        from finegrain.models.registry import backbone_options, create_backbone, is_growable, list_backbones
+        from finegrain.models.registry import (
+            backbone_options,
+            create_backbone,
+            input_norms,
+            is_growable,
+            list_backbones,
+        )
 
         score = self.task == "score"
         source = self._init_backbone() if self.init is not None else None
@@ -199,6 +209,11 @@ class TrainConfig:
                 create_backbone(self.backbone, widths=self._parse_widths())
             except ConfigError as error:
                 raise ConfigError(f"--widths {self.widths}: {error}") from None
+        if self.input_norm is None:  # with --init, the source's
+            self.input_norm = "fixed" if source is None else source.get("input_norm", "fixed")
+        if self.input_norm not in input_norms(self.backbone):
+            raise ConfigError(f"--input-norm must be {' or '.join(input_norms(self.backbone))} for --backbone "
+                              f"{self.backbone}, not {self.input_norm!r}")
         if self.width is None and self.widths is None and source is None:  # with --init, the source's widths
             self.width = 1.0
         if score and self.recipe == "staged" and not is_growable(self.backbone):
@@ -330,7 +345,7 @@ class TrainConfig:
         if self.widths is not None:
             kw = {"widths": self._parse_widths()}
         named = {"activation": "activation", "batch_norm": "batch_norm", "stem_stride": "stem_stride",
-                 "lbp_radius": "radius", "lbp_cell": "cell"}
+                 "lbp_radius": "radius", "lbp_cell": "cell", "input_norm": "input_norm"}
         kw |= {option: getattr(self, name) for name, option in named.items() if getattr(self, name) is not None}
         if self.backbone == "lbp":  # its histogram grid is laid out for the training image size
             kw["image_size"] = self.image_size
@@ -368,6 +383,9 @@ class TrainConfig:
         asked = [flag(n) for n in ("activation", "batch_norm", "stem_stride", "lbp_radius", "lbp_cell")
                  if getattr(self, n) is not None] + (["--width"] if self.width is not None else []) + (
                  ["--widths"] if self.widths is not None else [])
+        # Resolved to the source's by an earlier validate(), or given: only another value is a different network.
+        if self.input_norm not in (None, source.get("input_norm", "fixed")):
+            asked.append(f"--input-norm {self.input_norm}")
         if self.backbone != source["name"] or asked:
             wanted = create_backbone(self.backbone, **self.backbone_kwargs()).config()
             if wanted != source:

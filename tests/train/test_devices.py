@@ -25,6 +25,18 @@ def test_auto_is_cuda_when_present_and_cpu_has_no_mixed_precision():
     assert to_device(batch, torch.device("cpu")) is batch
 
 
+def test_auto_on_a_gpu_machine_names_the_gpu_index_and_turns_tf32_off(monkeypatch):
+    """What a GPU showed (an H200): ``torch.cuda.set_device`` refuses a bare ``cuda``, and cuDNN's default TF32
+    moved vectors 4e-4 away from the CPU's. Simulated here, so a machine without a GPU checks it too."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert resolve_device("auto") == torch.device("cuda", 1)
+    assert torch.backends.cudnn.allow_tf32 is False
+    assert resolve_device("cuda") == torch.device("cuda", 0)
+
+
 @pytest.mark.parametrize("name", ["gpu", "cuda:x", "cpu:1", ""])
 def test_unknown_device_names_are_named_errors(name):
     with pytest.raises(DeviceError, match="--device must be one of"):

@@ -57,6 +57,10 @@ def test_an_incompatible_backbone_or_a_non_model_is_refused_in_one_line(tmp_path
     assert "conv4 (widths 8-8-8-8" in err and "resnet (" in err and len(err.splitlines()) == 1
     assert main([*argv, "--width", "2"]) == 2
     assert "conv4 (widths 128-128-128-128" in capsys.readouterr().err  # --width multiplies conv4's own widths
+    # The source standardises no image; a scorer that would is another network, though the weights would load.
+    assert main([*argv, "--task", "score", "--input-norm", "image"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "input_norm image" in err and "conv4 (widths 8-8-8-8" in err and len(err.splitlines()) == 1
     (tmp_path / "notes.txt").write_text("not a model")
     assert main(["train", str(class_folder), "--init", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err.strip()

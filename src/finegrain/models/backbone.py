@@ -24,6 +24,18 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": lambda: nn.LeakyReLU(0.1),
     "relu6": nn.ReLU6,
 }
+# How pixels are scaled before the first layer: ``fixed`` (the preprocessing's one mean and scale for every image)
+# or ``image`` (each image to zero mean and unit variance: its overall brightness and contrast carry no signal).
+INPUT_NORMS = ("fixed", "image")
+
+
+def standardize_images(x: Tensor, eps: float = 1e-2) -> Tensor:
+    """Each image of ``[B, C, H, W]`` to zero mean and unit standard deviation over all its pixels and channels.
+
+    ``eps`` keeps a flat image finite (inputs are in [-1, 1], where a photo's deviation is about 0.3 to 0.7).
+    """
+    centred = x - x.mean(dim=(1, 2, 3), keepdim=True)
+    return centred / (centred.square().mean(dim=(1, 2, 3), keepdim=True).sqrt() + eps)
 
 
 @dataclass
@@ -80,9 +92,15 @@ class Backbone(nn.Module):
     channels_last: ClassVar[bool] = True
     # A fixed descriptor (lbp) has no convolutions: no widths, no Net2Net.
     growable: ClassVar[bool] = True
+    # The --input-norm values a backbone takes; set on the instance by ``create_backbone`` (not a constructor
+    # argument, so every backbone gets it in one place).
+    input_norms: ClassVar[tuple[str, ...]] = INPUT_NORMS
+    input_norm: str = "fixed"
 
     def forward_features(self, x: Tensor) -> Tensor:
         self._check_input(x)
+        if self.input_norm == "image":
+            x = standardize_images(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.stages(x)
@@ -127,7 +145,9 @@ class Backbone(nn.Module):
 
     def config(self) -> dict[str, Any]:
         widths = [conv.out_channels for conv in self.width_layers()]
-        return {"name": self.name, "widths": widths, **self._arch_config()}
+        # input_norm only when it is not the default, so files written before it existed describe the same nets.
+        norm = {"input_norm": self.input_norm} if self.input_norm != "fixed" else {}
+        return {"name": self.name, "widths": widths, **self._arch_config(), **norm}
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != 3:

@@ -43,6 +43,11 @@ def backbone_options(name: str) -> list[str]:
     return [p for p in inspect.signature(_REGISTRY[name].__init__).parameters if p != "self"]
 
 
+def input_norms(name: str) -> tuple[str, ...]:
+    """The ``input_norm`` values a registered backbone takes (``fixed`` always)."""
+    return _REGISTRY[name].input_norms
+
+
 def is_growable(name: str) -> bool:
     return _REGISTRY[name].growable
 
@@ -55,6 +60,9 @@ def create_backbone(name: str, /, **kw: Any) -> Backbone:
     if cfg_name != name:
         raise ConfigError(f"backbone name {name!r} does not match the config's name {cfg_name!r}")
     cls = _REGISTRY[name]
+    input_norm = kw.pop("input_norm", "fixed")
+    if input_norm not in cls.input_norms:
+        raise ConfigError(f"backbone {name!r} takes input_norm {' or '.join(cls.input_norms)}, not {input_norm!r}")
     accepted = backbone_options(name)
     unknown = sorted(set(kw) - set(accepted))
     if unknown:
@@ -62,4 +70,6 @@ def create_backbone(name: str, /, **kw: Any) -> Backbone:
             f"unknown option(s) for backbone {name!r}: {', '.join(unknown)}; "
             f"it accepts: {', '.join(accepted)}"
         )
-    return cls(**kw)
+    backbone = cls(**kw)
+    backbone.input_norm = input_norm
+    return backbone

@@ -76,6 +76,7 @@ class LBP(Backbone):
 
     channels_last = False
     growable = False
+    input_norms = ("fixed",)  # its binary patterns already ignore brightness and contrast
 
     def __init__(self, image_size: int = 80, cell: int = 10, scales: Sequence[float] = (1.0, 0.75),
                  radius: int = 1, width_multiplier: float = 1.0) -> None:
