@@ -104,8 +104,8 @@ def _record(row: dict) -> dict:
 # augmentation is chosen on its validation split (flip or none).
 REVISION = {"embed": 1, "score": 2}
 # The same for what ``--time-budget`` does on top (rows with the flag): 2, the search stops once the time left
-# only holds the best settings' full training.
-SEARCH_REVISION = 2
+# only holds the best settings' full training; 3, no trial starts that could not finish before the search ends.
+SEARCH_REVISION = 3
 
 
 def _find(seeds: int, **key) -> dict | None:

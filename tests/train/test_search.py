@@ -102,3 +102,11 @@ def test_the_search_stops_when_the_time_left_only_holds_the_best_settings_full_t
     # A slow one (9 s an epoch: 568 s for 60 epochs): the search ends at once, leaving the full training.
     end = search_end(1000.0, 600.0, 60, 9.0)
     assert end == pytest.approx(1000.0 + 600 - 9.0 * 60 / PLANNED) and end < 1000.0 + SEARCH_SHARE * 600
+
+
+def test_no_trial_starts_that_could_not_finish_before_the_search_ends():
+    from finegrain.train.search import room_for_a_trial
+
+    assert room_for_a_trial(1000.0, 1010.0, 20, None)  # no pace known yet: the first trial always starts
+    assert room_for_a_trial(1000.0, 1030.0, 3, 10.0)  # 3 epochs of 10 s fit in 30 s
+    assert not room_for_a_trial(1000.0, 1029.0, 3, 10.0)  # one second short: it would be cut and thrown away

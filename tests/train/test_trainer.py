@@ -82,6 +82,21 @@ def test_training_lowers_loss_logs_and_checkpoints(tmp_path):
     assert read_manifest(tmp_path / "checkpoint.safetensors")["epoch"] == 4
 
 
+def test_a_run_the_deadline_ends_between_epochs_says_so_in_its_checkpoint(tmp_path):
+    import time
+
+    from finegrain.train.trainer import TIME_UP
+
+    def slow(trainer, row):  # each epoch "takes" 5 s of a 4 s budget
+        row["epoch_seconds"] = 5.0
+
+    config = OptimConfig(epochs=5, lr=0.1, progress=False, deadline=time.time() + 4)
+    history = Trainer(ToyTask(), config, tmp_path, tensorboard=False, epoch_hooks=[slow]).fit()
+    assert len(history) == 1
+    manifest = read_manifest(tmp_path / "checkpoint.safetensors")
+    assert manifest["stopped"] == TIME_UP and manifest["epoch"] == 0
+
+
 def test_plateau_hook_fires_and_its_event_is_logged(tmp_path):
     task = ToyTask(loss_scale=0.0)  # the loss never improves: a plateau from the start
     calls = []

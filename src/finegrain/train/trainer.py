@@ -216,6 +216,10 @@ class Trainer:
                     self.save_checkpoint(epoch)
                 for hook in self.epoch_hooks:
                     hook(self, row)
+            if self.stopped == TIME_UP and self.world.main and self.history:
+                # The clock ended the run between epochs, after the last checkpoint: say so in it too, so that
+                # a search does not take a trial cut after one epoch for a finished one (seen on Omniglot).
+                self.save_checkpoint(self.history[-1]["epoch"])
         finally:
             log.close()
         self.restore_best()
