@@ -66,8 +66,9 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "score-conv4pyr-direct-unbalanced-imagenorm": ("score", ["--backbone", "conv4", "--widths", "16,32,64,128",
                                                              "--recipe", "direct", "--no-balance",
                                                              "--input-norm", "image"]),
-    # The same with the plain loop's head (average pooling, no dropout): in the plain loop with standardised images,
-    # finegrain's head (GeM, dropout 0.5) took Caucasian -> Asian from 0.385 to 0.194 (seeds 0-1, bench/README).
+    # The same with the plain loop's head (average pooling, no dropout): in an exploratory plain loop with
+    # standardised images, finegrain's head (GeM, dropout 0.5 and the zero-initialised read-out together) took
+    # Caucasian -> Asian from 0.385 to 0.194 (seeds 0-1, bench/README).
     "score-conv4pyr-direct-unbalanced-imagenorm-avg": ("score", ["--backbone", "conv4", "--widths", "16,32,64,128",
                                                                  "--recipe", "direct", "--no-balance", "--input-norm",
                                                                  "image", "--pooling", "avg", "--head-dropout", "0"]),

@@ -64,7 +64,7 @@ def score_list(tmp_path: Path) -> Path:
 
 
 def save_tiny_model(path: Path, size: int = 32, seed: int = 0, embedding_size: int = 16, kind: str = "embedding",
-                    backbone: str = "conv4") -> Path:
+                    backbone: str = "conv4", input_norm: str = "fixed") -> Path:
     """A randomly initialised tiny model file: ``kind`` embedding (unit vectors) or score (one number)."""
     import torch
 
@@ -73,6 +73,7 @@ def save_tiny_model(path: Path, size: int = 32, seed: int = 0, embedding_size: i
 
     torch.manual_seed(seed)
     options = {"widths": [8, 8, 8, 8]} if backbone == "conv4" else {"image_size": size} if backbone == "lbp" else {}
+    options["input_norm"] = input_norm
     if kind == "score":
         body = create_backbone(backbone, **options)
         model = ScoringModel(body, RegressionHead(body.num_features))

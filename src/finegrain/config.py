@@ -210,7 +210,7 @@ class TrainConfig:
             except ConfigError as error:
                 raise ConfigError(f"--widths {self.widths}: {error}") from None
         if self.input_norm is None:  # with --init, the source's
-            self.input_norm = "fixed" if source is None else source.get("input_norm", "fixed")
+            self.input_norm = source.get("input_norm", "fixed") if source else "fixed"
         if self.input_norm not in input_norms(self.backbone):
             raise ConfigError(f"--input-norm must be {' or '.join(input_norms(self.backbone))} for --backbone "
                               f"{self.backbone}, not {self.input_norm!r}")
@@ -383,11 +383,13 @@ class TrainConfig:
         asked = [flag(n) for n in ("activation", "batch_norm", "stem_stride", "lbp_radius", "lbp_cell")
                  if getattr(self, n) is not None] + (["--width"] if self.width is not None else []) + (
                  ["--widths"] if self.widths is not None else [])
+        source_norm = source.get("input_norm", "fixed")
         # Resolved to the source's by an earlier validate(), or given: only another value is a different network.
-        if self.input_norm not in (None, source.get("input_norm", "fixed")):
+        if self.input_norm not in (None, source_norm):
             asked.append(f"--input-norm {self.input_norm}")
         if self.backbone != source["name"] or asked:
-            wanted = create_backbone(self.backbone, **self.backbone_kwargs()).config()
+            # Unless given, the source's input_norm: other flags alone must not make it look like another network.
+            wanted = create_backbone(self.backbone, **{"input_norm": source_norm, **self.backbone_kwargs()}).config()
             if wanted != source:
                 raise ConfigError(f"--init {self.init} has a {_describe(source)} backbone, and --backbone "
                                   f"{self.backbone} {' '.join(asked)} asks for a {_describe(wanted)} one: drop "

@@ -19,9 +19,10 @@ def _runtime(path, images: np.ndarray) -> np.ndarray:
     return session.run(None, {"images": x})[0]
 
 
-@pytest.mark.parametrize("case", ["embedding", "embedding+flip", "whitened", "scorer+flip", "meta"])
+@pytest.mark.parametrize("case", ["embedding", "embedding+flip", "whitened", "scorer+flip", "scorer-std", "meta"])
 def test_onnx_runtime_matches_the_encoder(case, tmp_path, make_model, class_folder, images, capsys):
-    model = make_model(tmp_path / "m" / "model.safetensors", kind="score" if case.startswith("scorer") else "embedding")
+    model = make_model(tmp_path / "m" / "model.safetensors", kind="score" if case.startswith("scorer") else "embedding",
+                       input_norm="image" if case == "scorer-std" else "fixed")  # --input-norm image travels too
     if case == "whitened":
         normalize_model(model, class_folder, method="whiten", dim=5, progress=False)
     if case == "meta":

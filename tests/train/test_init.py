@@ -71,6 +71,15 @@ def test_an_incompatible_backbone_or_a_non_model_is_refused_in_one_line(tmp_path
     assert "detector file, not a model" in capsys.readouterr().err
 
 
+def test_a_standardising_source_passes_its_input_norm_on(tmp_path, make_model, score_list):
+    source = make_model(tmp_path / "std" / "model.safetensors", input_norm="image")
+    for flags in ([], ["--widths", "8,8,8,8"]):  # flags that match the source are not another network
+        out = tmp_path / f"scorer{len(flags)}"
+        assert main(["train", str(score_list), "--task", "score", "--recipe", "direct", "--init", str(source),
+                     "--out", str(out), "--epochs", "1", *flags, *FAST]) == 0
+        assert load_model(out / "model.safetensors")[0].config()["backbone"]["input_norm"] == "image"
+
+
 def test_init_face_loads_the_bundled_face_model(tmp_path, class_folder):
     """``--init face``: the backbone of the face model shipped in the package, copied exactly."""
     from finegrain.encoders.loader import bundled_model_path

@@ -111,5 +111,6 @@ def test_no_trial_starts_that_could_not_finish_before_the_search_ends():
     from finegrain.train.search import room_for_a_trial
 
     assert room_for_a_trial(1000.0, 1010.0, 20, None)  # no pace known yet: the first trial always starts
+    assert not room_for_a_trial(1010.0, 1010.0, 20, None)  # unless the search has already ended
     assert room_for_a_trial(1000.0, 1030.0, 3, 10.0)  # 3 epochs of 10 s fit in 30 s
     assert not room_for_a_trial(1000.0, 1029.0, 3, 10.0)  # one second short: it would be cut and thrown away

@@ -147,10 +147,11 @@ def search_end(started: float, budget: float, full_epochs: int, best_seconds_per
 
 
 def room_for_a_trial(now: float, end: float, trial_epochs: int, best_seconds_per_epoch: float | None) -> bool:
-    """Whether a new trial can train its ``trial_epochs`` before the search ends at ``end``, judged by the best
-    trial's pace. One that cannot is stopped by the clock and discarded as cut short, so it would only take time
-    from the final run (seen on Omniglot, SCUT-FBP5500 and A→C: 10–101 s, no epoch finished)."""
-    return best_seconds_per_epoch is None or now + trial_epochs * best_seconds_per_epoch <= end
+    """Whether a new trial starts: the search has not ended at ``end``, and the trial can train its
+    ``trial_epochs`` before then, judged by the best trial's pace (none yet: the first trial always starts). One
+    that cannot is stopped by the clock and discarded as cut short, so it would only take time from the final run
+    (seen on Omniglot, SCUT-FBP5500 and A→C: 10–101 s, no epoch finished)."""
+    return now < end and (best_seconds_per_epoch is None or now + trial_epochs * best_seconds_per_epoch <= end)
 
 
 def _seconds_per_epoch(trial) -> float:
@@ -183,8 +184,7 @@ def _run_trials(cfg: TrainConfig, run: Path, clock: _Clock, budget: float, full_
     def deadline() -> float:
         return search_end(clock.started, budget, full_epochs, pace())
 
-    while time.time() < deadline() and room_for_a_trial(time.time(), deadline(), cfg.epochs, pace()) and (
-            cfg.search_trials is None or len(
+    while room_for_a_trial(time.time(), deadline(), cfg.epochs, pace()) and (cfg.search_trials is None or len(
             [t for t in study.trials if t.state in finished]) < cfg.search_trials):
         # Reseeded per trial: the sequence of settings depends on the seed and the results so far, not on how
         # often the search was interrupted and resumed.
