@@ -158,3 +158,14 @@ def test_staged_recipe_with_a_fixed_descriptor_says_why_not(score_list, tmp_path
     assert "--grow" in capsys.readouterr().err
     assert main([*argv, "--out", str(tmp_path / "direct"), "--recipe", "direct"]) == 0
     assert load_encoder(tmp_path / "direct", need="score").output_size == 1
+
+
+def test_a_scorer_defaults_to_average_pooling_without_dropout_and_staged_keeps_its_dropout():
+    direct = TrainConfig(data="x", task="score").validate()
+    assert (direct.pooling, direct.head_dropout) == ("avg", 0.0)
+    assert direct.widths == "24,48,96,192"
+    staged = TrainConfig(data="x", task="score", recipe="staged").validate()
+    assert (staged.pooling, staged.head_dropout) == ("avg", 0.5)
+    assert TrainConfig(data="x").validate().pooling == "gem"
+    chosen = TrainConfig(data="x", task="score", pooling="gem", head_dropout=0.3).validate()
+    assert (chosen.pooling, chosen.head_dropout) == ("gem", 0.3)

@@ -15,6 +15,7 @@ from finegrain.config import TrainConfig
 # Backbones that train at ≥ 300 images/s at 64 px on 2 CPU cores (bench/defaults.py measures them).
 BACKBONES: dict[str, dict[str, Any]] = {
     "conv4-pyramid": {"backbone": "conv4", "widths": "16,32,64,128", "width": None},
+    "conv4-24": {"backbone": "conv4", "widths": "24,48,96,192", "width": None},  # the scoring default
     "conv4-0.5": {"backbone": "conv4", "width": 0.5},
     "tiny_darknet-0.5": {"backbone": "tiny_darknet", "width": 0.5},
     "resnet-s2-0.5": {"backbone": "resnet", "stem_stride": 2, "width": 0.5},
@@ -32,8 +33,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "staged-widen": {"recipe": "staged", "widen": 2.0, "grow": "", "balance": True},
 }
 CHOICES: dict[str, dict[str, list]] = {
-    "embed": {"backbone": list(BACKBONES), "image_size": [48, 64, 96], "objective": list(OBJECTIVES),
-              "augment": ["none", "light", "heavy"]},
+    # conv4-24 is the scoring default's backbone; the embedding space stays as it was measured.
+    "embed": {"backbone": [name for name in BACKBONES if name != "conv4-24"], "image_size": [48, 64, 96],
+              "objective": list(OBJECTIVES), "augment": ["none", "light", "heavy"]},
     "score": {"backbone": list(BACKBONES), "image_size": [48, 64, 96], "recipe": list(RECIPES),
               "augment": ["none", "light", "heavy"]},
 }
