@@ -112,8 +112,9 @@ def _record(row: dict) -> dict:
 # augmentation is chosen on its validation split (flip or none).
 REVISION = {"embed": 1, "score": 2}
 # The same for what ``--time-budget`` does on top (rows with the flag): 2, the search stops once the time left
-# only holds the best settings' full training; 3, no trial starts that could not finish before the search ends.
-SEARCH_REVISION = 3
+# only holds the best settings' full training; 3, no trial starts that could not finish before the search ends;
+# 4, the scoring space holds the new scoring default's backbone (conv4 24-48-96-192).
+SEARCH_REVISION = 4
 
 
 def _find(seeds: int, **key) -> dict | None:

@@ -100,7 +100,7 @@ class TrainConfig:
     embedding_size: int = _help("embedding dimension", default=128)
     pooling: str | None = _help("avg | gem (default: avg for --task score, gem otherwise)", default=None)
     image_size: int = _help("images are resized once to this square size", default=64)
-    augment: str = _help("augmentation preset: none | light | heavy", default="light")
+    augment: str = _help("augmentation preset: none | flip (mirroring only) | light | heavy", default="light")
     flip: bool = _help("allow horizontal flips (turn off for characters and text)", default=True)
     epochs: int | None = _help("training epochs, at most (early stopping may end sooner) (default: enough for about "
                                "150,000 images, between 10 and 60 epochs)", default=None)

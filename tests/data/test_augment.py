@@ -17,7 +17,7 @@ def all_steps(transform):
             yield from all_steps(step)
 
 
-@pytest.mark.parametrize("preset", ["none", "light", "heavy"])
+@pytest.mark.parametrize("preset", ["none", "flip", "light", "heavy"])
 def test_presets_keep_shape_and_dtype(preset):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # deprecated parameter names warn in albumentations 2.x
@@ -34,12 +34,20 @@ def test_heavy_changes_images():
     assert sum(not np.array_equal(transform(image=img)["image"], img) for _ in range(10)) >= 8
 
 
-@pytest.mark.parametrize("preset", ["light", "heavy"])
+@pytest.mark.parametrize("preset", ["flip", "light", "heavy"])
 def test_flip_switch(preset):
     assert any(isinstance(s, A.HorizontalFlip) for s in all_steps(build_augmentation(preset, 32)))
     assert not any(
         isinstance(s, A.HorizontalFlip) for s in all_steps(build_augmentation(preset, 32, flip=False))
     )
+
+
+def test_flip_preset_only_mirrors():
+    img = noise_image(32, 32)
+    transform = build_augmentation("flip", 32, seed=0)
+    outs = [transform(image=img)["image"] for _ in range(20)]
+    assert all(np.array_equal(o, img) or np.array_equal(o, img[:, ::-1]) for o in outs)
+    assert any(np.array_equal(o, img[:, ::-1]) for o in outs) and any(np.array_equal(o, img) for o in outs)
 
 
 def test_unknown_preset():

@@ -10,7 +10,12 @@ import numpy as np
 
 from finegrain.errors import ConfigError
 
-PRESETS = ("none", "light", "heavy")
+PRESETS = ("none", "flip", "light", "heavy")
+
+
+def _flip(flip: bool) -> list[A.BasicTransform]:
+    # Mirroring alone (the plain PyTorch loop's augmentation); with --no-flip it is "none".
+    return [A.HorizontalFlip(p=0.5)] if flip else []
 
 
 def _light(flip: bool) -> list[A.BasicTransform]:
@@ -66,13 +71,13 @@ def seed_transform(transform: A.BaseCompose, seed: int) -> None:
 
 
 def build_augmentation(preset: str, image_size: int, flip: bool = True, seed: int | None = None) -> A.Compose:
-    """A Compose for `preset` ("none", "light", "heavy"); outputs stay image_size×image_size.
+    """A Compose for `preset` ("none", "flip", "light", "heavy"); outputs stay image_size×image_size.
 
     flip=False for classes that mirroring would confuse (left/right flukes, text, chirality).
     """
     if preset not in PRESETS:
         raise ConfigError(f"--augment must be one of {', '.join(PRESETS)}, got {preset!r}")
-    steps = {"none": lambda _: [], "light": _light, "heavy": _heavy}[preset](flip)
+    steps = {"none": lambda _: [], "flip": _flip, "light": _light, "heavy": _heavy}[preset](flip)
     # The closing Resize is a no-op on cache rows but guarantees the size for any other input.
     transform = A.Compose([*steps, A.Resize(image_size, image_size)])
     if seed is not None:
