@@ -27,3 +27,11 @@ def test_every_point_of_the_space_validates(task):
         params = dict(zip(choices, values)) | {"lr": 1e-3}
         cfg = space.apply(TrainConfig(data="x", task=task), params).validate()
         assert space.params_of(cfg) == params
+
+
+def test_a_trial_that_switches_recipe_takes_that_recipes_own_defaults():
+    for given, trial_recipe in (("direct", "staged"), ("staged", "direct")):
+        cfg = TrainConfig(data="x", task="score", recipe=given).validate()
+        switched = space.apply(cfg, {"recipe": trial_recipe}).validate()
+        plain = TrainConfig(data="x", task="score", recipe=trial_recipe).validate()
+        assert (switched.head_dropout, switched.balance) == (plain.head_dropout, plain.balance), given

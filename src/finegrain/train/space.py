@@ -27,10 +27,12 @@ OBJECTIVES: dict[str, dict[str, Any]] = {
     "contrastive": {"loss": "contrastive", "miner": "all"},
     "arcface": {"loss": "arcface", "miner": "all"},
 }
+# Each recipe with its own defaults (config.py): a trial that switches recipe must not keep the other's resolved
+# sampling or head dropout.
 RECIPES: dict[str, dict[str, Any]] = {
-    "direct": {"recipe": "direct", "balance": False},
-    "staged": {"recipe": "staged", "widen": 1.0, "grow": "", "balance": True},
-    "staged-widen": {"recipe": "staged", "widen": 2.0, "grow": "", "balance": True},
+    "direct": {"recipe": "direct", "balance": False, "head_dropout": 0.0},
+    "staged": {"recipe": "staged", "widen": 1.0, "grow": "", "balance": True, "head_dropout": 0.5},
+    "staged-widen": {"recipe": "staged", "widen": 2.0, "grow": "", "balance": True, "head_dropout": 0.5},
 }
 CHOICES: dict[str, dict[str, list]] = {
     # conv4-24 is the scoring default's backbone; the embedding space stays as it was measured.
