@@ -170,6 +170,9 @@ class TrainConfig:
     device: str = _help("auto (a CUDA GPU when present, else the CPU) | cpu | cuda | cuda:N | mps", default="auto")
     processes: int = _help("local training processes on torch.distributed (gloo on CPU, NCCL on GPUs); batches "
                            "are sharded and gradients averaged across them", default=1)
+    precision: str = _help("training arithmetic: auto (bfloat16 mixed precision where the hardware computes it: "
+                           "CUDA GPUs, CPUs with AVX512-BF16 or AMX; float16 on older GPUs; float32 elsewhere) | "
+                           "float32", default="auto")
 
     def validate(self) -> TrainConfig:
         from finegrain.data.augment import PRESETS
@@ -306,6 +309,8 @@ class TrainConfig:
         from finegrain.devices import check_device_name
 
         check_device_name(self.device)
+        if self.precision not in ("auto", "float32"):
+            raise ConfigError(f"--precision must be auto or float32, not {self.precision!r}")
         if self.processes < 1:
             raise ConfigError(f"--processes must be at least 1, not {self.processes}")
         if self.processes > 1 and self.time_budget is not None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from finegrain import devices
 from finegrain.cli import main
 from finegrain.devices import DeviceError, autocast_dtype, resolve_device, to_device
 from finegrain.encoders import load_encoder
@@ -17,10 +18,9 @@ ARGS = ["--backbone", "conv4", "--image-size", "16", "--embedding-size", "8", "-
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def test_auto_is_cuda_when_present_and_cpu_has_no_mixed_precision():
+def test_auto_is_cuda_when_present_and_batches_stay_put_on_the_cpu():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == torch.device("cpu")
-    assert autocast_dtype(torch.device("cpu")) is None
     batch = (torch.zeros(2), [torch.ones(1)], "label")
     assert to_device(batch, torch.device("cpu")) is batch
 
@@ -35,6 +35,42 @@ def test_auto_on_a_gpu_machine_names_the_gpu_index_and_turns_tf32_off(monkeypatc
     assert resolve_device("auto") == torch.device("cuda", 1)
     assert torch.backends.cudnn.allow_tf32 is False
     assert resolve_device("cuda") == torch.device("cuda", 0)
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_cpu_mixed_precision_only_where_the_cpu_has_bf16_units(monkeypatch, has_bf16):
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: has_bf16)
+    assert autocast_dtype(torch.device("cpu")) == (torch.bfloat16 if has_bf16 else None)
+    assert autocast_dtype(torch.device("cpu"), "float32") is None
+
+
+def test_float32_precision_turns_gpu_mixed_precision_off(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert autocast_dtype(torch.device("cuda", 0)) == torch.float16
+    assert autocast_dtype(torch.device("cuda", 0), "float32") is None
+
+
+@pytest.mark.parametrize(("has_bf16", "flags", "expected"), [
+    (True, [], "bfloat16"), (True, ["--precision", "float32"], "float32"), (False, [], "float32")])
+def test_a_cpu_run_records_the_precision_it_trained_in(monkeypatch, class_folder, tmp_path, has_bf16, flags,
+                                                      expected):
+    """The choice is the CPU's (simulated both ways); each epoch's row says what it was, and training under bf16
+    still learns: its loss is finite and the model it writes embeds in float32."""
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: has_bf16)
+    run = tmp_path / "run"
+    assert main(["train", str(class_folder), "--out", str(run), *ARGS, "--device", "cpu", "--val", "0", *flags]) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {r["precision"] for r in rows} == {expected} and all(np.isfinite(r["train_loss"]) for r in rows)
+    vectors = load_encoder(run).encode_array(np.zeros((2, 16, 16, 3), np.uint8))
+    assert vectors.dtype == np.float32 and np.isfinite(vectors).all()
+
+
+def test_an_unknown_precision_is_a_named_error():
+    from finegrain.config import TrainConfig
+    from finegrain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--precision must be auto or float32, not 'half'"):
+        TrainConfig(data="x", precision="half").validate()
 
 
 @pytest.mark.parametrize("name", ["gpu", "cuda:x", "cpu:1", ""])

@@ -25,6 +25,7 @@ def fit(task, cfg: TrainConfig, run_dir: Path, epochs: int, grow: str, resume: b
         warmup_epochs=cfg.warmup_epochs, grad_clip=cfg.grad_clip, seed=cfg.seed,
         plateau_patience=cfg.plateau_patience, progress=cfg.progress, patience=cfg.patience,
         backbone_lr_scale=backbone_lr_scale, deadline=deadline, device=cfg.device,
+        precision=cfg.precision,
     )
     hooks = [GrowOnPlateau(grow, noise=cfg.grow_noise, seed=cfg.seed)] if grow else []
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,7 @@ class OptimConfig:
     backbone_lr_scale: float = 1.0  # the backbone's learning rate, relative to the head's (a started-from model)
     deadline: float | None = None  # time.time() after which no further epoch starts
     device: str = "cpu"  # --device; "auto" is resolved when the trainer starts
+    precision: str = "auto"  # --precision: "auto" (mixed precision where the device computes it) or "float32"
 
 
 # A plateau hook may change the model (grow it); it returns a description of what it did, or None.
@@ -93,7 +94,7 @@ class Trainer:
         self.world = distributed.current()
         self.device = devices.resolve_device(config.device)
         devices.configure(self.device)
-        self.amp = devices.autocast_dtype(self.device)
+        self.amp = devices.autocast_dtype(self.device, config.precision)
         self.scaler = devices.grad_scaler(self.device, self.amp)
         # With several processes each takes its share of the epoch's batches: an epoch still sees the data once.
         self.steps = max(1, task.steps_per_epoch() // self.world.size)
@@ -290,6 +291,7 @@ class Trainer:
         row["epoch_seconds"] = round(time.perf_counter() - started, 2)
         row["images_per_second"] = round(images / max(row["epoch_seconds"], 1e-9), 1)
         row["world_size"] = world.size
+        row["precision"] = str(self.amp or torch.float32).removeprefix("torch.")  # what --precision resolved to
         metrics = distributed.from_main(self.task.validate() if world.main else None, world)
         row.update({f"val_{k}": v for k, v in metrics.items()})
         return row
