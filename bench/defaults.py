@@ -256,9 +256,9 @@ def speed(seconds: float = 20.0) -> None:
                 images += len(x)
                 if started and time.time() - started > seconds:
                     break
-            print(json.dumps({"tasks": tasks, "backbone": arch, "precision": precision, "arithmetic": str(dtype or
-                              torch.float32).removeprefix("torch."),
-                              "train_images_per_s": round(images / (time.time() - started))}), flush=True)
+            rate = round(images / (time.time() - started))
+            print(json.dumps({"tasks": tasks, "backbone": arch, "precision": precision,
+                              "arithmetic": devices.precision_name(dtype), "train_images_per_s": rate}), flush=True)
 
 
 def main() -> int:

@@ -55,10 +55,11 @@ DEFAULT_BACKBONE: dict[str, dict[str, Any]] = {
     # Channels doubling per block (16-32-64-128): worst ratio to the plain loop 1.04 over Omniglot, LFW View 1 and
     # ORL (beating it on all three), against 0.97 for 32-32-32-32, and about 1.6x faster per image.
     "embed": {"backbone": "conv4", "widths": "16,32,64,128"},
-    # The plain loop's conv4 shape at 3/4 width (24-48-96-192; 32-64-128-256 trains at 260 images/s, under the 300
-    # asked for), with average pooling and no head dropout (resolved below): worst ratio to the plain loop 0.75 over
-    # SCUT-FBP5500 and both cross-group sets, against 0.69 for 16-32-64-128 with GeM and dropout 0.5. It beats the
-    # plain loop on SCUT-FBP5500 (0.832 against 0.814) and Asian -> Caucasian, and still loses Caucasian -> Asian.
+    # The plain loop's conv4 shape at 3/4 width (24-48-96-192; 32-64-128-256 trained at 260 images/s in float32,
+    # under the 300 asked for, and not every CPU has bf16), with average pooling and no head dropout (resolved
+    # below): worst ratio to the plain loop 0.75 over SCUT-FBP5500 and both cross-group sets (float32), against 0.69
+    # for 16-32-64-128 with GeM and dropout 0.5. It beats the plain loop on SCUT-FBP5500 and loses Caucasian ->
+    # Asian; Asian -> Caucasian moves with the run (won in float32, lost in bf16, bench/README).
     "score": {"backbone": "conv4", "widths": "24,48,96,192"},
     # Channels doubling per block: on LFW's long tail (bench/longtail.py, 12 epochs) mean per-class accuracy 0.267
     # in 109 s against 0.175 in 162 s for 32-32-32-32; a plain loop given the same times reached 0.152 and 0.280.

@@ -75,8 +75,8 @@ def exact_float32_convolutions() -> None:
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """The mixed-precision type training runs under (None: float32). ``auto``: on CUDA, bf16 where the GPU has it
     (no loss scaling needed), else fp16; on a CPU, bf16 only where the CPU computes it natively (AVX512-BF16 or
-    AMX): there a conv4 trains 1.8-2.2x faster at 64 px (bench/README); on AVX2-only CPUs reduced precision ran
-    slower than float32, so they keep float32."""
+    AMX): there the default conv4s train 1.6-1.9x faster at 64 px (bench/README); on AVX2-only CPUs reduced
+    precision ran slower than float32, so they keep float32."""
     if precision == "float32":
         return None
     if device.type == "cuda":
@@ -89,6 +89,11 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bf16 arithmetic units (torch's own dispatch checks, private but pinned with torch)."""
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """What ``autocast_dtype`` chose, as a run records it: "bfloat16", "float16" or "float32"."""
+    return str(dtype or torch.float32).removeprefix("torch.")
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:

@@ -291,7 +291,7 @@ class Trainer:
         row["epoch_seconds"] = round(time.perf_counter() - started, 2)
         row["images_per_second"] = round(images / max(row["epoch_seconds"], 1e-9), 1)
         row["world_size"] = world.size
-        row["precision"] = str(self.amp or torch.float32).removeprefix("torch.")  # what --precision resolved to
+        row["precision"] = devices.precision_name(self.amp)  # what --precision resolved to
         metrics = distributed.from_main(self.task.validate() if world.main else None, world)
         row.update({f"val_{k}": v for k, v in metrics.items()})
         return row
