@@ -110,8 +110,9 @@ def _record(row: dict) -> dict:
 # A task's revision goes up when finegrain changes what ``finegrain train`` gives for the same flags; rows of an
 # earlier revision stay in the log as history and are not reused. Score 2: the scorer's default test-time
 # augmentation is chosen on its validation split (flip or none). Embed 2, score 3: training runs under bf16 mixed
-# precision on CPUs with bf16 units (``--precision auto``).
-REVISION = {"embed": 2, "score": 3}
+# precision on CPUs with bf16 units (``--precision auto``). Score 4: a scorer keeps the latest epoch within one
+# standard error of the best validation Pearson, and early stopping counts those epochs as ties.
+REVISION = {"embed": 2, "score": 4}
 # The same for what ``--time-budget`` does on top (rows with the flag): 2, the search stops once the time left
 # only holds the best settings' full training; 3, no trial starts that could not finish before the search ends;
 # 4, the scoring space holds the new scoring default's backbone (conv4 24-48-96-192); 5, a trial of the staged

@@ -124,7 +124,8 @@ class TrainConfig:
         default=None)
     plateau_patience: int = _help("epochs without improvement before the plateau hook fires", default=3)
     patience: int = _help("early stopping: stop after this many epochs without a better validation metric "
-                          "(0: off); the model keeps the best epoch's weights", default=5)
+                          "(0: off); the model keeps the best epoch's weights (to score: the latest epoch within "
+                          "one standard error of the best Pearson)", default=5)
     init: str | None = _help("start from another finegrain model's backbone (a run folder or model file, any task)",
                              default=None)
     # 1, not the customary 0.1: starting a SCUT-FBP5500 scorer from the bundled face model, the runs' own

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from finegrain.errors import DataError
-from finegrain.eval.regression import regression_metrics, scatter_png
+from finegrain.eval.regression import pearson_standard_error, regression_metrics, scatter_png
 
 
 def test_metrics_against_hand_computed_values():
@@ -41,3 +41,14 @@ def test_scatter_png_is_written(tmp_path):
     path = scatter_png(true + rng.normal(0, 0.3, 100), true, tmp_path / "s.png", title="test")
     image = cv2.imread(str(path))
     assert image is not None and image.shape[0] > 300 and image.std() > 10
+
+
+def test_pearson_standard_error_matches_the_spread_of_simulated_correlations():
+    # 4,000 samples of 150 pairs drawn with a true correlation of 0.8: the spread of their r is the formula's.
+    rng = np.random.default_rng(0)
+    rho, n = 0.8, 150
+    x = rng.standard_normal((4000, n))
+    y = rho * x + np.sqrt(1 - rho**2) * rng.standard_normal((4000, n))
+    r = np.array([np.corrcoef(a, b)[0, 1] for a, b in zip(x, y)])
+    assert pearson_standard_error(rho, n) == pytest.approx((1 - rho**2) / np.sqrt(n - 1))
+    assert r.std() == pytest.approx(pearson_standard_error(rho, n), rel=0.08)

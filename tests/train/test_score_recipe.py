@@ -73,6 +73,21 @@ def test_default_tta_is_chosen_on_the_validation_split(score_list_factory, tmp_p
         assert manifest["tta"] == [] and "tta_choice" not in manifest["provenance"]
 
 
+def test_a_scorer_logs_its_validation_standard_error_and_keeps_the_latest_epoch_within_it(score_list_factory,
+                                                                                          tmp_path):
+    scores = score_list_factory(tmp_path / "rated", n=500, size=16)  # 100 to validate on
+    cfg = _cfg(scores, tmp_path / "run", recipe="direct", epochs=6, patience=0)
+    train(cfg, quiet=True, tensorboard=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:  # (1 - r²) / √(n - 1) on the 100 held-out images
+        assert row["val_pearson_se"] == pytest.approx((1 - row["val_pearson"] ** 2) / 99 ** 0.5)
+    # The epoch kept: the latest whose Pearson is within its standard error of the best before it.
+    kept = max(e for e, row in enumerate(rows)
+               if row["val_pearson"] >= max(r["val_pearson"] for r in rows[: e + 1]) - row["val_pearson_se"])
+    assert read_artifact(tmp_path / "run" / "checkpoint.safetensors").manifest["best"]["epoch"] == kept
+    assert max(e for e, row in enumerate(rows) if row.get("best")) == kept
+
+
 def test_siamese_stage_uses_every_bin_per_batch_and_keeps_the_batch_size():
     cfg = TrainConfig(data="x", task="score", p=16, k=4).validate()
     stage1 = siamese_config(cfg, num_bins=5)

@@ -35,14 +35,19 @@ class ScriptedTask(ToyTask):
         return {"score": SCRIPT[self.epoch]}
 
 
-def test_early_stopping_restores_exactly_the_best_epochs_weights(tmp_path):
-    task = ScriptedTask()
+def _fit_recording_weights(task, run_dir) -> tuple[Trainer, list[dict], list[dict]]:
+    """Fit 9 epochs with patience 3; also returns a copy of the weights after each epoch."""
     weights: list[dict] = []
-    trainer = Trainer(task, OptimConfig(epochs=9, lr=0.05, patience=3, progress=False), tmp_path,
+    trainer = Trainer(task, OptimConfig(epochs=9, lr=0.05, patience=3, progress=False), run_dir,
                       tensorboard=False,
                       epoch_hooks=[lambda t, row: weights.append({k: v.clone() for k, v in t.task.model.state_dict()
                                                                    .items()})])
-    history = trainer.fit()
+    return trainer, trainer.fit(), weights
+
+
+def test_early_stopping_restores_exactly_the_best_epochs_weights(tmp_path):
+    task = ScriptedTask()
+    trainer, history, weights = _fit_recording_weights(task, tmp_path)
     # Epochs 3, 4 and 5 fail to beat epoch 2's 0.9: training stops after epoch 5 (6 epochs, not 9).
     assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4, 5]
     assert [row.get("best", False) for row in history] == [True, True, True, False, False, False]
@@ -60,6 +65,43 @@ def test_early_stopping_restores_exactly_the_best_epochs_weights(tmp_path):
     assert len(Trainer(again, OptimConfig(epochs=9, lr=0.05, patience=3, progress=False), tmp_path,
                        tensorboard=False).fit(resume=True)) == 6
     assert torch.equal(again.model.weight, weights[2]["weight"])
+
+
+NOISY = [0.2, 0.5, 0.9, 0.7, 0.8, 0.85, 0.6, 0.5, 0.4]
+
+
+class NoisyTask(ScriptedTask):
+    """A scripted metric with its standard error logged beside it, as the scoring task logs val_pearson_se."""
+
+    def validate(self):
+        return {"score": NOISY[self.epoch], "score_se": 0.12}
+
+
+def test_epochs_within_one_standard_error_of_the_best_are_ties_that_keep_the_later_weights(tmp_path):
+    task = NoisyTask()
+    trainer, history, weights = _fit_recording_weights(task, tmp_path)
+    # Within 0.12 of epoch 2's 0.9: 0.8 and 0.85 are ties, 0.7, 0.6, 0.5 and 0.4 are not. Without the tolerance
+    # epochs 3-5 would stop the run at epoch 5 with epoch 2's weights; here the ties reset the patience, the run
+    # stops after three stale epochs (6-8) and keeps epoch 5, the latest tie.
+    assert [row.get("best", False) for row in history] == [True, True, True, False, True, True, False, False, False]
+    assert "early stop" in history[-1]["event"]
+    for key, value in task.model.state_dict().items():
+        assert torch.equal(value, weights[5][key]), key
+    # The bar stays the best value itself: ties do not lower it.
+    assert trainer.best.value == 0.9 and trainer.best.epoch == 5
+
+
+def test_best_epoch_keeps_the_latest_tie_within_the_tolerance():
+    from finegrain.train.best import BestEpoch
+
+    best, model = BestEpoch(mode="max"), ToyTask().model
+    kept = [best.update(epoch, value, model, tolerance=0.03) for epoch, value in enumerate([0.80, 0.82, 0.80, 0.78])]
+    assert kept == [True, True, True, False]
+    assert (best.epoch, best.value, best.stale) == (2, 0.82, 1)
+    # Without a tolerance the same values keep epoch 1.
+    strict = BestEpoch(mode="max")
+    [strict.update(epoch, value, model) for epoch, value in enumerate([0.80, 0.82, 0.80, 0.78])]
+    assert (strict.epoch, strict.stale) == (1, 2)
 
 
 def test_without_validation_the_last_epoch_is_kept(tmp_path):

@@ -29,6 +29,11 @@ def regression_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, flo
     }
 
 
+def pearson_standard_error(r: float, n: int) -> float:
+    """The large-sample standard error of a Pearson correlation ``r`` measured on ``n`` pairs, (1 - r²)/√(n - 1)."""
+    return float((1 - r * r) / np.sqrt(max(n - 1, 1)))
+
+
 def scatter_png(predicted: np.ndarray, true: np.ndarray, path: Path, title: str = "") -> Path:
     """Predicted vs true scores with the identity line and the metrics in the title."""
     import matplotlib

@@ -18,7 +18,7 @@ from finegrain.data import (
     build_augmentation,
 )
 from finegrain.encoders import SingleEncoder
-from finegrain.eval.regression import regression_metrics
+from finegrain.eval.regression import pearson_standard_error, regression_metrics
 from finegrain.models import ScoringModel, model_from_config
 from finegrain.train.loaders import image_loader
 
@@ -63,7 +63,10 @@ class ScoreTask:
             return {}
         # The trainer puts the model back in train mode at the start of every epoch.
         predicted = SingleEncoder(self.model, self.preprocess).encode_array(self.val_data.images.array())
-        return regression_metrics(predicted, self.val_data.scores)
+        metrics = regression_metrics(predicted, self.val_data.scores)
+        # The trainer counts epochs within one standard error of the best as ties (``BestEpoch.update``).
+        metrics["pearson_se"] = pearson_standard_error(metrics["pearson"], len(predicted))
+        return metrics
 
     def state_dict(self) -> dict[str, Any]:
         return {}

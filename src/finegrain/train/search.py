@@ -59,7 +59,8 @@ class _Clock:
 
 
 def _best_value(run: Path, monitor: str, mode: str) -> float | None:
-    """The best validation value a finished run reached (the epoch its model keeps)."""
+    """The best validation value a finished run reached (its model keeps that epoch or a later one within the
+    metric's standard error)."""
     log = run / "metrics.jsonl"
     if not (run / MODEL_FILE).exists() or not log.exists():
         return None

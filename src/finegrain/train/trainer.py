@@ -228,10 +228,12 @@ class Trainer:
         return self.history
 
     def _after_epoch(self, epoch: int, row: dict) -> None:
-        value = row[self.task.monitor[0]]
-        if self.validated and self.best.update(epoch, value, self.task.model):
+        monitor = self.task.monitor[0]
+        # A task that knows its validation metric's standard error logs it beside the metric (``val_pearson_se``).
+        tolerance = row.get(f"{monitor}_se", 0.0)
+        if self.validated and self.best.update(epoch, row[monitor], self.task.model, tolerance):
             row["best"] = True
-        if self.plateau.update(value):
+        if self.plateau.update(row[monitor]):
             events = [e for hook in self.plateau_hooks if (e := hook(self, epoch))]
             if events:
                 row["event"] = "; ".join(events)
