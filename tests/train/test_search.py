@@ -114,3 +114,30 @@ def test_no_trial_starts_that_could_not_finish_before_the_search_ends():
     assert not room_for_a_trial(1010.0, 1010.0, 20, None)  # unless the search has already ended
     assert room_for_a_trial(1000.0, 1030.0, 3, 10.0)  # 3 epochs of 10 s fit in 30 s
     assert not room_for_a_trial(1000.0, 1029.0, 3, 10.0)  # one second short: it would be cut and thrown away
+
+
+def test_a_trial_must_beat_the_given_settings_by_more_than_their_standard_error(tmp_path):
+    import optuna
+
+    from finegrain.train.search import _best_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def study_with(values: list[float]):
+        study = optuna.create_study(direction="maximize")
+        for value in values:
+            study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=value))
+        return study
+
+    trial0 = tmp_path / "trial-000"
+    trial0.mkdir()
+    rows = [{"epoch": 0, "val_pearson": 0.70, "val_pearson_se": 0.036}, {"epoch": 1, "val_pearson": 0.80,
+                                                                         "val_pearson_se": 0.03}]
+    (trial0 / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # 0.828 is 0.028 ahead of trial 0's 0.80, inside its standard error at that epoch (0.03): trial 0 is kept.
+    assert _best_trial(study_with([0.80, 0.828, 0.75]), "max", tmp_path, "val_pearson")[0] == 0
+    # 0.84 is 0.04 ahead: beyond it, the better trial is chosen.
+    assert _best_trial(study_with([0.80, 0.84, 0.75]), "max", tmp_path, "val_pearson")[0] == 1
+    # A task that logs no standard error (MAP@R) keeps the plain best; so does a call without the folder.
+    assert _best_trial(study_with([0.80, 0.828]), "max", tmp_path, "val_map_at_r")[0] == 1
+    assert _best_trial(study_with([0.80, 0.828]), "max")[0] == 1
