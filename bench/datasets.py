@@ -101,9 +101,12 @@ def _scut(name: str, train_lines: list[str], test_lines: list[str], metric: str,
     images = SHARED / "scut-fbp5500" / "images"
     train = _write(WORK / f"{name}-train.txt", [f"{images / f} {s}" for f, s in map(str.split, train_lines)])
     test = [(images / f, float(s)) for f, s in map(str.split, test_lines)]
+    decoded: dict[int, np.ndarray] = {}  # per size: several seeds (or every epoch of a curve) reuse the decode
 
     def evaluate(embed: Embed, size: int) -> float:
-        predicted = embed(_images([p for p, _ in test], size)).reshape(-1)
+        if size not in decoded:
+            decoded[size] = _images([p for p, _ in test], size)
+        predicted = embed(decoded[size]).reshape(-1)
         return regression_metrics(predicted, np.array([s for _, s in test]))["pearson"]
 
     return DataSet(name, "score", metric, train, evaluate, seeds)

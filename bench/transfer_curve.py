@@ -6,10 +6,9 @@ epoch, the default scorer's validation Pearson beside its test Pearson on a SCUT
 Trains ``finegrain train DATA --task score --patience 0`` (the defaults without early stopping) and after each
 epoch scores the test faces with the model as it stands, for this analysis only: training never sees them.
 Prints one JSON row per epoch (validation Pearson and its standard error, test Pearson) and appends each to
-``bench/results/transfer_curve.jsonl`` as it comes. About 16 s an epoch on 2 cores (scoring 4,000 test faces and
-choosing the TTA each epoch), so 16 minutes for C→A's 60. On Caucasian -> Asian the validation Pearson reaches
-its plateau within ten epochs while the test Pearson on the other group keeps rising for twenty more
-(bench/README).
+``bench/results/transfer_curve.jsonl`` as it comes (the test faces are decoded once). On Caucasian -> Asian the
+validation Pearson reaches its plateau within ten epochs while the test Pearson on the other group keeps rising
+for twenty more (bench/README).
 """
 
 from __future__ import annotations
